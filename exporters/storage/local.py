@@ -1,0 +1,79 @@
+"""The embedded default storage: a folder on the local filesystem."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from .base import AppendConflict, ObjectInfo, Storage
+from .paths import check_relative_path
+
+
+class LocalStorage(Storage):
+    """Objects are files below `root`; nothing is ever written outside it."""
+
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = False) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.fsync = fsync
+        self._lock = threading.Lock()
+        self._dirty: set[Path] = set()
+
+    def _resolve(self, path: str) -> Path:
+        full = (self.root / check_relative_path(path)).resolve()
+        if full != self.root and self.root not in full.parents:
+            raise ValueError(f"storage path escapes the root: {path!r}")
+        return full
+
+    def append(self, path: str, data: bytes, *, expected_size: int) -> int:
+        full = self._resolve(path)
+        full.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, open(full, "ab") as f:
+            actual = f.seek(0, os.SEEK_END)
+            if actual != expected_size:
+                raise AppendConflict(path, expected_size, actual)
+            f.write(data)
+            f.flush()
+            if self.fsync:
+                os.fsync(f.fileno())
+            return actual + len(data)
+
+    def put(self, path: str, data: bytes) -> None:
+        full = self._resolve(path)
+        full.parent.mkdir(parents=True, exist_ok=True)
+        tmp = full.with_name(f".{full.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if self.fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, full)
+
+    def size(self, path: str) -> int | None:
+        try:
+            return self._resolve(path).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def read(self, path: str) -> bytes:
+        return self._resolve(path).read_bytes()
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        # Walk only the deepest folder the prefix names, not the whole root.
+        folder, _, _ = prefix.rpartition("/")
+        start = self._resolve(folder) if folder else self.root
+        if not start.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(start):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue  # temporary files of put()
+                full = Path(dirpath) / name
+                rel = full.relative_to(self.root).as_posix()
+                if rel.startswith(prefix):
+                    yield ObjectInfo(rel, full.stat().st_size)
+
+    def describe(self) -> str:
+        return f"file://{self.root}"

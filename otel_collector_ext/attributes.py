@@ -1,0 +1,50 @@
+"""Names of the OpenTelemetry log-record attributes this project writes and reads.
+
+They are part of the public contract (documented in the README): exporters, the
+collector service and any other OTLP consumer rely on them, so they never change
+meaning once released.
+"""
+
+EVENT_NAME_PREFIX = "ml.inference."
+
+COLLECTION = "ml.inference.collection"
+ENDPOINT = "ml.inference.endpoint"
+DEPLOYMENT = "ml.inference.deployment"
+MODEL_VERSION = "ml.inference.model_version"
+CORRELATION_ID = "ml.inference.correlation_id"
+PAYLOAD_KIND = "ml.inference.payload_kind"
+CONTENT_TYPE = "ml.inference.content_type"
+
+# Set by the HTTP payload middleware on `request` / `response` records.
+HTTP_METHOD = "http.request.method"
+HTTP_PATH = "url.path"
+HTTP_QUERY = "url.query"
+HTTP_STATUS = "http.response.status_code"
+HTTP_LATENCY_MS = "ml.inference.latency_ms"
+HTTP_HEADERS_PREFIX = "ml.inference.header."
+BODY_SIZE = "ml.inference.body_size"
+BODY_TRUNCATED = "ml.inference.body_truncated"
+BODY_REF = "ml.inference.body_ref"
+FLAGS = "ml.inference.flags"
+
+# Payload kinds. Tabular kinds become one Avro record per row; the others one
+# record per payload.
+KIND_DATAFRAME = "dataframe"
+KIND_ROW = "row"  # dict of scalars
+KIND_COLUMNS = "columns"  # dict of equal-length lists
+KIND_ROWS = "rows"  # list of dicts
+KIND_NDARRAY = "ndarray"
+KIND_TEXT = "text"
+KIND_BYTES = "bytes"
+KIND_JSON = "json"
+
+TABULAR_KINDS = frozenset({KIND_DATAFRAME, KIND_ROW, KIND_COLUMNS, KIND_ROWS, KIND_NDARRAY})
+PAYLOAD_KINDS = frozenset({KIND_TEXT, KIND_BYTES, KIND_JSON})
+
+# Resource attribute naming the writing replica; becomes part of file names.
+INSTANCE_ID = "service.instance.id"
+
+
+def event_name(collection: str) -> str:
+    """The OTel event name of a record of `collection`."""
+    return EVENT_NAME_PREFIX + collection
