@@ -1,0 +1,34 @@
+"""Production inference data collection on OpenTelemetry.
+
+    from otel_collector_ext import Collector
+    inputs = Collector(name="model_inputs")
+    context = inputs.collect(input_df)
+    Collector(name="model_outputs").collect(output_df, context)
+"""
+
+from .collector import Collector
+from .config import Config, ConfigError
+from .context import BasicCorrelationContext, CorrelationContext, correlation_scope
+from .pipeline import configure, flush, shutdown, stats
+
+__all__ = [
+    "BasicCorrelationContext",
+    "Collector",
+    "Config",
+    "ConfigError",
+    "CorrelationContext",
+    "configure",
+    "correlation_scope",
+    "flush",
+    "load",
+    "shutdown",
+    "stats",
+]
+
+
+def __getattr__(name: str):  # load() pulls in the readers only when asked for
+    if name == "load":
+        from .readback import load
+
+        return load
+    raise AttributeError(name)

@@ -1,0 +1,246 @@
+"""The Avro exporter: OTel log records in, partitioned Avro container files out.
+
+An OTel `LogRecordExporter`, so it plugs into any LoggerProvider, into our own
+pipeline, into the collector service, and into auto-instrumentation through the
+`opentelemetry_logs_exporter` entry point `avro` (constructed with no arguments,
+configured from the environment). It knows nothing of who calls it: everything
+it needs travels in the records' attributes and resource.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+
+from otel_collector_ext import attributes as A
+
+from .avro_files import AvroFileWriter
+from .avro_schema import (
+    FORMAT_VERSION,
+    META_COLLECTION,
+    META_FORMAT_VERSION,
+    META_SHAPE,
+    SHAPE_PAYLOAD,
+    SHAPE_TABULAR,
+    Envelope,
+    payload_schema,
+)
+from .partitioning import ROLLING_DEPTH, partition_dir, safe_segment
+from .payload_rows import body_bytes, payload_row
+from .storage import Storage, open_storage
+from .tabular import convert_frames, to_frame
+from .telemetry import Tally
+
+_log = logging.getLogger(__name__)
+
+ENV_PREFIX = "OTEL_COLLECTOR_EXT_AVRO_"
+DEFAULT_INLINE_LIMIT = 4 * 1024 * 1024  # as Azure ML: larger bodies go to their own object
+
+
+def _record_name(collection: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_]", "_", collection)
+    return name if not name[:1].isdigit() else "_" + name
+
+
+class AvroLogExporter(LogRecordExporter):
+    """Writes inference log records as Avro files under `destination`.
+
+    With no arguments (auto-instrumentation), options come from the environment:
+    OTEL_COLLECTOR_EXT_DESTINATION, and OTEL_COLLECTOR_EXT_AVRO_CODEC,
+    _ROLLING_RATE, _MAX_FILE_BYTES, _INSTANCE_ID, _INLINE_LIMIT.
+    """
+
+    def __init__(
+        self,
+        destination: str | None = None,
+        *,
+        codec: str | None = None,
+        rolling_rate: str | None = None,
+        max_file_bytes: int | None = None,
+        instance_id: str | None = None,
+        inline_limit: int | None = None,
+        storage: Storage | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        env = os.environ
+        from otel_collector_ext.config import default_destination, default_instance_id
+
+        self.destination = destination or default_destination()
+        self.rolling_rate = (rolling_rate or env.get(ENV_PREFIX + "ROLLING_RATE") or "hour").lower()
+        if self.rolling_rate not in ROLLING_DEPTH:
+            raise ValueError(f"rolling_rate must be one of {', '.join(ROLLING_DEPTH)}")
+        self.instance_id = instance_id or env.get(ENV_PREFIX + "INSTANCE_ID") or default_instance_id()
+        self.inline_limit = int(
+            inline_limit if inline_limit is not None
+            else env.get(ENV_PREFIX + "INLINE_LIMIT", DEFAULT_INLINE_LIMIT)
+        )
+        self.storage = storage or open_storage(self.destination, **dict(storage_options or {}))
+        self.writer = AvroFileWriter(
+            self.storage,
+            codec=codec or env.get(ENV_PREFIX + "CODEC") or "deflate",
+            max_file_bytes=int(
+                max_file_bytes or env.get(ENV_PREFIX + "MAX_FILE_BYTES") or 256 * 1024 * 1024
+            ),
+        )
+        self.tally = Tally("exporters.avro", "ml_collector.avro")
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        if self._closed:
+            return LogRecordExportResult.FAILURE
+        tabular: dict[tuple[str, str, str, tuple[Any, ...]], tuple[list[Any], list[Envelope]]] = {}
+        payloads: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        for readable in batch:
+            try:
+                self._sort(readable, tabular, payloads)
+            except Exception as e:  # one bad record must not sink the batch
+                self._drop(1, "conversion_failed", e)
+        ok = True
+        with self._lock:
+            for (directory, instance, collection, _), (frames, envelopes) in tabular.items():
+                ok &= self._write_tabular(directory, instance, collection, frames, envelopes)
+            for (directory, instance, collection), rows in payloads.items():
+                ok &= self._write(directory, instance, payload_schema(collection), rows,
+                                  collection, SHAPE_PAYLOAD)
+        return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
+
+    def _sort(
+        self,
+        readable: ReadableLogRecord,
+        tabular: dict[tuple[str, str, str, tuple[Any, ...]], tuple[list[Any], list[Envelope]]],
+        payloads: dict[tuple[str, str, str], list[dict[str, Any]]],
+    ) -> None:
+        record = readable.log_record
+        attrs = record.attributes or {}
+        collection = attrs.get(A.COLLECTION)
+        if not isinstance(collection, str) or not collection:
+            self.tally.add("records.skipped", reason="not_inference")
+            return
+        endpoint = str(attrs.get(A.ENDPOINT) or "default")
+        deployment = str(attrs.get(A.DEPLOYMENT) or "default")
+        resource_attrs = readable.resource.attributes if readable.resource else {}
+        instance = str(resource_attrs.get(A.INSTANCE_ID) or self.instance_id)
+        instance = safe_segment(instance)
+        time_ns = record.timestamp or record.observed_timestamp
+        envelope = Envelope(
+            correlation_id=str(attrs.get(A.CORRELATION_ID) or ""),
+            time_us=int(time_ns) // 1000,
+            model_version=_opt_str(attrs.get(A.MODEL_VERSION)),
+            trace_id=format(record.trace_id, "032x") if record.trace_id else None,
+            span_id=format(record.span_id, "016x") if record.span_id else None,
+        )
+        directory = partition_dir(endpoint, deployment, collection, envelope.time_us,
+                                  self.rolling_rate)
+        kind = str(attrs.get(A.PAYLOAD_KIND) or "")
+        if kind in A.TABULAR_KINDS:
+            frame = to_frame(record.body, kind)
+            key = (directory, instance, collection, tuple(frame.columns))
+            frames, envelopes = tabular.setdefault(key, ([], []))
+            frames.append(frame)
+            envelopes.append(envelope)
+        else:
+            kind = kind if kind in A.PAYLOAD_KINDS else A.KIND_BYTES
+            data = body_bytes(record.body) if record.body is not None else b""
+            ref = None
+            if len(data) > self.inline_limit:
+                ref = self._store_body(directory, instance, data)
+            payloads.setdefault((directory, instance, collection), []).append(
+                payload_row(envelope, kind, attrs, None if ref else data,
+                            body_size=len(data), body_ref=ref)
+            )
+
+    def _store_body(self, directory: str, instance: str, data: bytes) -> str:
+        # Content-addressed: a retried export stores the same object again, harmlessly.
+        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        path = f"{directory}/{instance}.bodies/{digest}.bin"
+        self.storage.put(path, data)
+        return path
+
+    def _write_tabular(
+        self,
+        directory: str,
+        instance: str,
+        collection: str,
+        frames: list[Any],
+        envelopes: list[Envelope],
+    ) -> bool:
+        name = _record_name(collection)
+        try:
+            converted = convert_frames(frames, envelopes, name)
+        except Exception:
+            # Find the bad frames one by one; write the good ones.
+            ok = True
+            for frame, envelope in zip(frames, envelopes, strict=True):
+                try:
+                    one = convert_frames([frame], [envelope], name)
+                except Exception as e:
+                    self._drop(1, "conversion_failed", e)
+                    continue
+                ok &= self._write(directory, instance, one.schema, one.rows, collection,
+                                  SHAPE_TABULAR, records=1)
+            return ok
+        return self._write(directory, instance, converted.schema, converted.rows, collection,
+                           SHAPE_TABULAR, records=len(frames))
+
+    def _write(
+        self,
+        directory: str,
+        instance: str,
+        schema: Mapping[str, Any],
+        rows: list[dict[str, Any]],
+        collection: str,
+        shape: str,
+        records: int | None = None,
+    ) -> bool:
+        count = len(rows) if records is None else records
+        if not rows:
+            self.tally.add("records.written", count, collection=collection)
+            return True
+        metadata = {META_SHAPE: shape, META_COLLECTION: collection,
+                    META_FORMAT_VERSION: FORMAT_VERSION}
+        try:
+            self.writer.write(directory, instance, schema, rows, metadata)
+        except Exception as e:
+            self._drop(count, "storage_failed", e)
+            return False
+        self.tally.add("records.written", count, collection=collection)
+        self.tally.add("rows.written", len(rows), collection=collection)
+        return True
+
+    def _drop(self, count: int, reason: str, error: BaseException) -> None:
+        self.tally.add("records.dropped", count, reason=reason)
+        _log.warning("dropped %d record(s) (%s): %s", count, reason, error)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        try:
+            self.writer.flush()
+        except Exception as e:
+            _log.warning("flushing %s failed: %s", self.storage.describe(), e)
+            return False
+        return True
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            try:
+                self.writer.close()
+            except Exception as e:
+                _log.warning("closing %s failed: %s", self.storage.describe(), e)
+
+    def __repr__(self) -> str:
+        return f"<AvroLogExporter {self.storage.describe()}>"
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)

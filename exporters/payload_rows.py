@@ -1,0 +1,69 @@
+"""Payload records: one Avro record per text, bytes, JSON or HTTP payload."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from otel_collector_ext import attributes as A
+
+from .avro_schema import Envelope
+
+DEFAULT_CONTENT_TYPES = {
+    A.KIND_TEXT: "text/plain; charset=utf-8",
+    A.KIND_BYTES: "application/octet-stream",
+    A.KIND_JSON: "application/json",
+}
+
+
+def body_bytes(body: Any) -> bytes:
+    """The payload as bytes: text as UTF-8, bytes as-is, anything else as JSON."""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8", "surrogatepass")
+    if isinstance(body, (bytearray, memoryview)):
+        return bytes(body)
+    return json.dumps(body, default=str, separators=(",", ":")).encode()
+
+
+def payload_row(
+    envelope: Envelope,
+    kind: str,
+    attributes: Mapping[str, Any],
+    body: bytes | None,
+    *,
+    body_size: int,
+    body_ref: str | None = None,
+) -> dict[str, Any]:
+    """The Avro datum of one payload; `body` is None when it is stored at `body_ref`."""
+    headers = {
+        k[len(A.HTTP_HEADERS_PREFIX):]: str(v)
+        for k, v in attributes.items()
+        if k.startswith(A.HTTP_HEADERS_PREFIX)
+    }
+    status = attributes.get(A.HTTP_STATUS)
+    latency = attributes.get(A.HTTP_LATENCY_MS)
+    flags = attributes.get(A.FLAGS) or ()
+    return {
+        **envelope.fields(0),
+        "kind": kind,
+        "method": _str_or_none(attributes.get(A.HTTP_METHOD)),
+        "path": _str_or_none(attributes.get(A.HTTP_PATH)),
+        "query": _str_or_none(attributes.get(A.HTTP_QUERY)),
+        "status": int(status) if isinstance(status, (int, float)) else None,
+        "latency_ms": float(latency) if isinstance(latency, (int, float)) else None,
+        "headers": headers,
+        "content_type": _str_or_none(attributes.get(A.CONTENT_TYPE))
+        or DEFAULT_CONTENT_TYPES.get(kind),
+        "body": body,
+        "body_ref": body_ref,
+        "body_size": int(attributes.get(A.BODY_SIZE, body_size)),
+        "truncated": bool(attributes.get(A.BODY_TRUNCATED, False)),
+        "flags": [str(f) for f in flags] if isinstance(flags, (list, tuple)) else [str(flags)],
+    }
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,52 @@
+"""Counting what happened to records, as OpenTelemetry metrics and as a local tally.
+
+Every drop is counted, never silent: counters go through the OTel metrics API (so
+any MeterProvider the application sets up receives them) and into a local tally
+that `stats()` returns for logs, tests and the CLI.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+from opentelemetry import metrics
+
+
+class Tally:
+    """Named counters with attributes, mirrored to OTel counters of meter `scope`."""
+
+    def __init__(self, scope: str, prefix: str) -> None:
+        self._meter = metrics.get_meter(scope)
+        self._prefix = prefix
+        self._instruments: dict[str, Any] = {}
+        self._counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, name: str, amount: int = 1, **attributes: str) -> None:
+        key = (name, tuple(sorted(attributes.items())))
+        with self._lock:
+            self._counts[key] += amount
+            instrument = self._instruments.get(name)
+            if instrument is None:
+                instrument = self._instruments[name] = self._meter.create_counter(
+                    f"{self._prefix}.{name}", unit="1"
+                )
+        instrument.add(amount, attributes)
+
+    def get(self, name: str, **attributes: str) -> int:
+        """The count of `name`; with attributes, only that series; without, the total."""
+        with self._lock:
+            if attributes:
+                return self._counts[(name, tuple(sorted(attributes.items())))]
+            return sum(n for (k, _), n in self._counts.items() if k == name)
+
+    def snapshot(self) -> dict[str, int]:
+        """All series, flattened to 'name' or 'name{attr=value,...}' keys."""
+        with self._lock:
+            out: dict[str, int] = {}
+            for (name, attrs), n in sorted(self._counts.items()):
+                label = ",".join(f"{k}={v}" for k, v in attrs)
+                out[f"{name}{{{label}}}" if label else name] = n
+            return out

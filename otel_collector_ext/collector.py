@@ -1,0 +1,109 @@
+"""`Collector`: what scoring code calls, signature-compatible with azureml-ai-monitoring.
+
+`Collector(name="model_inputs").collect(df)` snapshots the data and emits one
+OpenTelemetry log record; conversion and storage happen later on a background
+thread. Programming errors (an unsupported type, a bad name) go to `on_error`,
+which raises by default, as the Azure SDK does. Runtime trouble (a full queue,
+storage down) never raises into scoring code: it is counted and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from . import attributes as A
+from .context import BasicCorrelationContext, CorrelationContext, current_context, event_time_ns
+from .names import check_name
+from .pipeline import get_pipeline
+from .snapshot import EmptyPayload, snapshot
+
+_log = logging.getLogger("otel_collector_ext")
+
+
+def _raise(error: Exception) -> None:
+    raise error
+
+
+class Collector:
+    """Collects the payloads of one collection (e.g. model_inputs, model_outputs)."""
+
+    def __init__(self, *, name: str, on_error: Callable[[Exception], Any] | None = None) -> None:
+        self.on_error = on_error or _raise
+        self.name = name
+        self._event_name = ""
+        try:
+            check_name(name, "collection name")
+        except (TypeError, ValueError) as e:
+            self._valid = False
+            self.on_error(e)
+            return
+        self._valid = True
+        self._event_name = A.event_name(name)
+
+    def collect(
+        self,
+        data: Any,
+        correlation_context: CorrelationContext | None = None,
+        *,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> CorrelationContext:
+        """Record `data` under this collection; returns the context to pass to related calls.
+
+        Without a context, the current request's context (set by the payload
+        middleware) is used, else a new one. `attributes` are extra OTel attributes
+        (the payload middleware passes HTTP details this way).
+        """
+        context = correlation_context or current_context() or BasicCorrelationContext()
+        if not self._valid:
+            return context
+        try:
+            correlation_id = context.get_id()
+            time_ns = event_time_ns(context)
+            if not isinstance(correlation_id, str):
+                raise TypeError("correlation_context.get_id() must return a str")
+        except Exception as e:
+            self.on_error(TypeError(f"invalid correlation_context: {e}"))
+            return context
+        try:
+            pipeline = get_pipeline()
+        except Exception as e:  # a broken configuration must not break scoring
+            _log.error("otel_collector_ext: collection disabled: %s", e)
+            self.on_error(e)
+            return context
+        tally = pipeline.tally
+        if pipeline.config.collection(self.name) is None:
+            tally.add("records.dropped", reason="disabled", collection=self.name)
+            return context
+        if not pipeline.sampler.should_sample(self.name, correlation_id):
+            tally.add("records.sampled_out", collection=self.name)
+            return context
+        try:
+            kind, body = snapshot(data)
+        except EmptyPayload:
+            tally.add("records.dropped", reason="empty", collection=self.name)
+            return context
+        except (TypeError, ValueError) as e:
+            tally.add("records.dropped", reason="invalid", collection=self.name)
+            self.on_error(e)
+            return context
+        attrs = dict(pipeline.base_attributes)
+        if attributes:
+            attrs.update(attributes)
+        attrs[A.COLLECTION] = self.name
+        attrs[A.CORRELATION_ID] = correlation_id
+        attrs[A.PAYLOAD_KIND] = kind
+        try:
+            pipeline.logger.emit(
+                timestamp=time_ns, body=body, attributes=attrs, event_name=self._event_name
+            )
+        except Exception as e:  # runtime trouble: counted, never raised into scoring
+            tally.add("records.dropped", reason="emit_failed", collection=self.name)
+            _log.warning("otel_collector_ext: could not record %s: %s", self.name, e)
+            return context
+        tally.add("records.collected", collection=self.name)
+        return context
+
+    def __repr__(self) -> str:
+        return f"Collector(name={self.name!r})"

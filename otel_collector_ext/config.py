@@ -1,0 +1,256 @@
+"""Configuration: read once, validated strictly, from a YAML file, a dict or the environment.
+
+The `data_collector:` block accepts Azure ML's deployment block verbatim (collections
+with `enabled` as bool or 'True'/'False', `sampling_rate`, `rolling_rate`,
+`request_logging.capture_headers`), plus a per-collection `sampling_rate`.
+Every error names the offending key.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .names import check_name
+
+CONFIG_ENV = "OTEL_COLLECTOR_EXT_CONFIG"
+DESTINATION_ENV = "OTEL_COLLECTOR_EXT_DESTINATION"
+DEFAULT_DESTINATION = "./collected"
+ROLLING_RATES = ("minute", "hour", "day")
+# Header names that carry credentials: never captured, even when allow-listed.
+FORBIDDEN_HEADERS = frozenset(
+    {"authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key"}
+)
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class CollectionConfig:
+    enabled: bool = True
+    sampling_rate: float | None = None  # None: the data_collector's rate
+    data: Mapping[str, Any] | None = None  # Azure's data asset {name, path, version}: kept, unused
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    max_queue_size: int = 8192
+    max_export_batch_size: int = 1024
+    schedule_delay_millis: int = 500
+
+
+@dataclass(frozen=True)
+class Config:
+    endpoint: str = "default"
+    deployment: str = "default"
+    model_version: str | None = None
+    instance_id: str = field(default_factory=lambda: default_instance_id())
+    # None: every collection is enabled; otherwise only those listed with enabled: true.
+    collections: Mapping[str, CollectionConfig] | None = None
+    sampling_rate: float = 1.0
+    rolling_rate: str = "hour"
+    capture_headers: tuple[str, ...] = ()
+    exporter: Mapping[str, Any] = field(
+        default_factory=lambda: {"type": "avro", "destination": default_destination()}
+    )
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    source: str = "defaults"  # where this configuration came from, for logs
+
+    def collection(self, name: str) -> CollectionConfig | None:
+        """The settings of collection `name`, or None when it is not enabled."""
+        if self.collections is None:
+            return CollectionConfig()
+        found = self.collections.get(name)
+        return found if found is not None and found.enabled else None
+
+    def sampling_rates(self) -> dict[str, float]:
+        """Per-collection sampling rates that differ from the default."""
+        return {
+            name: c.sampling_rate
+            for name, c in (self.collections or {}).items()
+            if c.sampling_rate is not None
+        }
+
+
+def default_instance_id() -> str:
+    """This replica's id: the host name (a pod name under Kubernetes), made path-safe."""
+    host = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname())
+    return host.strip(".-")[:64] or "instance"
+
+
+def default_destination() -> str:
+    return os.environ.get(DESTINATION_ENV) or DEFAULT_DESTINATION
+
+
+def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | None = None) -> Config:
+    """Build a Config from a YAML path, a dict, or (None) `$OTEL_COLLECTOR_EXT_CONFIG`/defaults."""
+    if source is None:
+        path = os.environ.get(CONFIG_ENV)
+        if not path:
+            return Config()
+        source = path
+    if isinstance(source, Mapping):
+        return parse_config(source, origin="dict")
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"configuration must be a path or a mapping, not {type(source).__name__}")
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read configuration file {str(path)!r}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    return parse_config(data or {}, origin=str(path))
+
+
+_TOP_KEYS = {"endpoint", "deployment", "model_version", "instance_id", "data_collector",
+             "exporter", "batch"}
+_DC_KEYS = {"collections", "sampling_rate", "rolling_rate", "request_logging"}
+_COLLECTION_KEYS = {"enabled", "sampling_rate", "data"}
+
+
+def parse_config(data: Mapping[str, Any], *, origin: str = "dict") -> Config:
+    """Validate a configuration mapping; ConfigError names the first bad key."""
+    _mapping(data, "configuration")
+    _known(data, _TOP_KEYS, "")
+    kwargs: dict[str, Any] = {"source": origin}
+    for key in ("endpoint", "deployment", "instance_id"):
+        if key in data:
+            kwargs[key] = _name(data[key], key)
+    if data.get("model_version") is not None:
+        mv = data["model_version"]
+        if not isinstance(mv, (str, int, float)) or isinstance(mv, bool) or len(str(mv)) > 256:
+            raise ConfigError("model_version must be a string of at most 256 characters")
+        kwargs["model_version"] = str(mv)
+    if "data_collector" in data:
+        kwargs.update(_data_collector(data["data_collector"]))
+    if "exporter" in data:
+        kwargs["exporter"] = _exporter(data["exporter"])
+    if "batch" in data:
+        kwargs["batch"] = _batch(data["batch"])
+    return Config(**kwargs)
+
+
+def _data_collector(dc: Any) -> dict[str, Any]:
+    _mapping(dc, "data_collector")
+    _known(dc, _DC_KEYS, "data_collector.")
+    out: dict[str, Any] = {}
+    if "sampling_rate" in dc:
+        out["sampling_rate"] = _rate(dc["sampling_rate"], "data_collector.sampling_rate")
+    if "rolling_rate" in dc:
+        rate = str(dc["rolling_rate"]).lower()
+        if rate not in ROLLING_RATES:
+            raise ConfigError(
+                f"data_collector.rolling_rate must be one of {', '.join(ROLLING_RATES)}, "
+                f"not {dc['rolling_rate']!r}"
+            )
+        out["rolling_rate"] = rate
+    if "request_logging" in dc:
+        rl = dc["request_logging"]
+        _mapping(rl, "data_collector.request_logging")
+        _known(rl, {"capture_headers"}, "data_collector.request_logging.")
+        headers = rl.get("capture_headers") or []
+        key = "data_collector.request_logging.capture_headers"
+        if not isinstance(headers, list) or not all(isinstance(h, str) and h for h in headers):
+            raise ConfigError(f"{key} must be a list of header names")
+        out["capture_headers"] = tuple(
+            h.lower() for h in headers if h.lower() not in FORBIDDEN_HEADERS
+        )
+    if "collections" in dc:
+        cols = dc["collections"]
+        _mapping(cols, "data_collector.collections")
+        out["collections"] = {
+            _name(name, f"data_collector.collections key {name!r}"): _collection(
+                spec, f"data_collector.collections.{name}"
+            )
+            for name, spec in cols.items()
+        }
+    return out
+
+
+def _collection(spec: Any, key: str) -> CollectionConfig:
+    if spec is None:
+        return CollectionConfig()
+    _mapping(spec, key)
+    _known(spec, _COLLECTION_KEYS, key + ".")
+    enabled = _bool(spec.get("enabled", True), key + ".enabled")
+    rate = spec.get("sampling_rate")
+    data = spec.get("data")
+    if data is not None:
+        _mapping(data, key + ".data")
+    return CollectionConfig(
+        enabled=enabled,
+        sampling_rate=None if rate is None else _rate(rate, key + ".sampling_rate"),
+        data=dict(data) if data else None,
+    )
+
+
+def _exporter(spec: Any) -> dict[str, Any]:
+    _mapping(spec, "exporter")
+    out = dict(spec)
+    kind = out.setdefault("type", "avro")
+    if not isinstance(kind, str) or not kind:
+        raise ConfigError("exporter.type must be a name such as avro, otlp or console")
+    if kind == "avro":
+        out.setdefault("destination", default_destination())
+    return out
+
+
+def _batch(spec: Any) -> BatchConfig:
+    _mapping(spec, "batch")
+    fields = {"max_queue_size": (1, 1_000_000), "max_export_batch_size": (1, 100_000),
+              "schedule_delay_millis": (1, 3_600_000)}
+    _known(spec, set(fields), "batch.")
+    values = {}
+    for name, (low, high) in fields.items():
+        if name in spec:
+            v = spec[name]
+            if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
+                raise ConfigError(f"batch.{name} must be an integer from {low} to {high}")
+            values[name] = v
+    return BatchConfig(**values)
+
+
+def _mapping(value: Any, key: str) -> None:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key} must be a mapping, not {type(value).__name__}")
+
+
+def _known(value: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
+    for key in value:
+        if key not in allowed:
+            raise ConfigError(
+                f"unknown key {prefix}{key} (allowed: {', '.join(sorted(allowed))})"
+            )
+
+
+def _name(value: Any, key: str) -> str:
+    try:
+        return check_name(value, key)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+
+
+def _rate(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigError(f"{key} must be a number from 0 to 1, not {value!r}")
+    return float(value)
+
+
+def _bool(value: Any, key: str) -> bool:
+    # Azure ML's YAML writes enabled: 'True' / 'False' as strings.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigError(f"{key} must be true or false, not {value!r}")

@@ -1,0 +1,142 @@
+"""The in-process pipeline built from a Config: logger → sampler → batching → exporter.
+
+One pipeline per process, created on first use (or by `configure()`), shut down at
+interpreter exit so a normal exit loses nothing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.resources import Resource
+
+from exporters.registry import create_exporter
+
+from . import attributes as A
+from .config import Config, ConfigError, load_config
+from .processor import BatchingProcessor
+from .sampling import Sampler
+
+_log = logging.getLogger("otel_collector_ext")
+
+
+class Pipeline:
+    """Everything a Collector needs to emit: the OTel logger, the sampler, the config."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.sampler = Sampler(config.sampling_rate, config.sampling_rates())
+        spec: dict[str, Any] = dict(config.exporter)
+        if spec.get("type", "avro") == "avro":
+            spec.setdefault("rolling_rate", config.rolling_rate)
+            spec.setdefault("instance_id", config.instance_id)
+        try:
+            self.exporter = create_exporter(spec)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        self.processor = BatchingProcessor(
+            self.exporter,
+            max_queue_size=config.batch.max_queue_size,
+            max_export_batch_size=config.batch.max_export_batch_size,
+            schedule_delay_millis=config.batch.schedule_delay_millis,
+        )
+        self.tally = self.processor.tally
+        resource = Resource.create(
+            {"service.name": f"{config.endpoint}.{config.deployment}",
+             A.INSTANCE_ID: config.instance_id}
+        )
+        self.provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        self.provider.add_log_record_processor(self.processor)
+        self.logger = self.provider.get_logger("otel_collector_ext")
+        self.base_attributes: dict[str, Any] = {
+            A.ENDPOINT: config.endpoint,
+            A.DEPLOYMENT: config.deployment,
+        }
+        if config.model_version is not None:
+            self.base_attributes[A.MODEL_VERSION] = config.model_version
+        self.closed = False
+
+    def flush(self, timeout_millis: int = 30000) -> bool:
+        return self.processor.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.provider.shutdown()
+
+    def stats(self) -> dict[str, int]:
+        out = self.processor.tally.snapshot()
+        exporter_tally = getattr(self.exporter, "tally", None)
+        if exporter_tally is not None:
+            out.update({f"exporter.{k}": v for k, v in exporter_tally.snapshot().items()})
+        return out
+
+
+_lock = threading.Lock()
+_current: Pipeline | None = None
+_atexit_registered = False
+
+
+def get_pipeline() -> Pipeline:
+    """The process's pipeline, built from $OTEL_COLLECTOR_EXT_CONFIG or defaults on first use."""
+    pipeline = _current
+    if pipeline is not None and not pipeline.closed:
+        return pipeline
+    with _lock:
+        if _current is None or _current.closed:
+            config = load_config()
+            if config.source == "defaults":
+                _log.warning(
+                    "otel_collector_ext: no configuration given; writing Avro files to %s "
+                    "(set OTEL_COLLECTOR_EXT_CONFIG or call configure())",
+                    config.exporter.get("destination"),
+                )
+            _install(Pipeline(config))
+        assert _current is not None
+        return _current
+
+
+def configure(source: str | Mapping[str, Any] | Config | None = None) -> Pipeline:
+    """(Re)build the pipeline from a YAML path, a dict or a Config; the old one is drained first."""
+    config = source if isinstance(source, Config) else load_config(source)
+    pipeline = Pipeline(config)
+    with _lock:
+        old = _current
+        _install(pipeline)
+    if old is not None:
+        old.shutdown()
+    return pipeline
+
+
+def _install(pipeline: Pipeline) -> None:
+    global _current, _atexit_registered
+    _current = pipeline
+    if not _atexit_registered:
+        atexit.register(shutdown)
+        _atexit_registered = True
+
+
+def flush(timeout_millis: int = 30000) -> bool:
+    """Write everything collected so far to storage; False if it did not finish in time."""
+    pipeline = _current
+    return True if pipeline is None or pipeline.closed else pipeline.flush(timeout_millis)
+
+
+def shutdown() -> None:
+    """Flush and close the pipeline (runs automatically at interpreter exit)."""
+    global _current
+    with _lock:
+        pipeline, _current = _current, None
+    if pipeline is not None:
+        pipeline.shutdown()
+
+
+def stats() -> dict[str, int]:
+    """Counts of collected, sampled-out, dropped (by reason) and written records."""
+    pipeline = _current
+    return {} if pipeline is None else pipeline.stats()

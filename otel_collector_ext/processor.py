@@ -1,0 +1,127 @@
+"""A batching log-record processor with a bounded queue and counted drops.
+
+Why not the SDK's BatchLogRecordProcessor: when its queue is full it evicts the
+oldest record silently, and its force_flush never flushes the exporter, so a
+buffering exporter (a spool, a file writer) would keep data after `flush()`.
+This one drops the newest record and counts it, and `force_flush` returns only
+when the queue is drained AND the exporter has flushed.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Sequence
+
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+
+from exporters.telemetry import Tally
+
+_log = logging.getLogger(__name__)
+
+
+class BatchingProcessor(LogRecordProcessor):
+    """Queues records from the emitting thread; one background thread exports them in batches."""
+
+    def __init__(
+        self,
+        exporter: LogRecordExporter,
+        *,
+        max_queue_size: int = 8192,
+        max_export_batch_size: int = 1024,
+        schedule_delay_millis: int = 500,
+        tally: Tally | None = None,
+    ) -> None:
+        self._exporter = exporter
+        self._max_queue = max_queue_size
+        self._batch_size = max_export_batch_size
+        self._delay = schedule_delay_millis / 1000
+        self.tally = tally or Tally("otel_collector_ext", "ml_collector")
+        self._queue: collections.deque[ReadableLogRecord] = collections.deque()
+        self._wake = threading.Event()
+        self._flush_lock = threading.Lock()
+        self._flush_waiters: list[threading.Event] = []
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._run, name="otel-collector-ext-export", daemon=True
+        )
+        self._thread.start()
+
+    # -- emitting thread (the user's scoring code): keep it tiny -------------------
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        queue = self._queue
+        if self._stopping or len(queue) >= self._max_queue:
+            self.tally.add("records.dropped", reason="shutdown" if self._stopping else "queue_full")
+            return
+        queue.append(log_record)
+        if len(queue) >= self._batch_size:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        """Records queued and not yet handed to the exporter."""
+        return len(self._queue)
+
+    def queue_full(self) -> bool:
+        return len(self._queue) >= self._max_queue
+
+    # -- background thread ---------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._delay)
+            self._wake.clear()
+            self._drain()
+            with self._flush_lock:
+                waiters, self._flush_waiters = self._flush_waiters, []
+            if waiters:
+                self._flush_exporter()
+                for event in waiters:
+                    event.set()
+            if self._stopping and not self._queue:
+                return
+
+    def _drain(self) -> None:
+        queue = self._queue
+        while queue:
+            batch = [queue.popleft() for _ in range(min(self._batch_size, len(queue)))]
+            self._export(batch)
+
+    def _export(self, batch: Sequence[ReadableLogRecord]) -> None:
+        try:
+            result = self._exporter.export(batch)
+        except Exception:  # the exporter must never take the export thread down
+            _log.exception("exporter %s failed on a batch of %d records",
+                           type(self._exporter).__name__, len(batch))
+            result = LogRecordExportResult.FAILURE
+        if result is LogRecordExportResult.SUCCESS:
+            self.tally.add("records.exported", len(batch))
+        else:
+            self.tally.add("records.dropped", len(batch), reason="export_failed")
+
+    def _flush_exporter(self) -> None:
+        try:
+            self._exporter.force_flush()
+        except Exception:
+            _log.exception("exporter %s failed to flush", type(self._exporter).__name__)
+
+    # -- control -------------------------------------------------------------------
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Export everything queued before this call and flush the exporter; False on timeout."""
+        if not self._thread.is_alive():
+            return not self._queue
+        done = threading.Event()
+        with self._flush_lock:
+            self._flush_waiters.append(done)
+        self._wake.set()
+        return done.wait(timeout_millis / 1000)
+
+    def shutdown(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+        self._flush_exporter()
+        self._exporter.shutdown()
