@@ -37,9 +37,10 @@ from .partitioning import ROLLING_DEPTH, partition_dir, safe_segment
 from .payload_rows import body_bytes, payload_row
 from .storage import Storage, open_storage
 from .tabular import convert_frames, to_frame
-from .telemetry import Tally
+from .telemetry import LimitedLog, Tally
 
 _log = logging.getLogger(__name__)
+_limited = LimitedLog(_log)
 
 ENV_PREFIX = "OTEL_COLLECTOR_EXT_AVRO_"
 DEFAULT_INLINE_LIMIT = 4 * 1024 * 1024  # as Azure ML: larger bodies go to their own object
@@ -218,7 +219,8 @@ class AvroLogExporter(LogRecordExporter):
 
     def _drop(self, count: int, reason: str, error: BaseException) -> None:
         self.tally.add("records.dropped", count, reason=reason)
-        _log.warning("dropped %d record(s) (%s): %s", count, reason, error)
+        _limited.warning(reason, "dropped %d record(s) (%s): %s: %s", count, reason,
+                         type(error).__name__, error)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         try:

@@ -7,7 +7,9 @@ that `stats()` returns for logs, tests and the CLI.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -50,3 +52,30 @@ class Tally:
                 label = ",".join(f"{k}={v}" for k, v in attrs)
                 out[f"{name}{{{label}}}" if label else name] = n
             return out
+
+
+class LimitedLog:
+    """Logs a warning at most once per `interval` seconds per key, with the count since.
+
+    A storage outage or a stream of bad payloads must not flood the user's logs.
+    """
+
+    def __init__(self, logger: logging.Logger, interval: float = 60.0) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._last: dict[str, float] = {}
+        self._suppressed: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def warning(self, key: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._interval:
+                self._suppressed[key] += 1
+                return
+            self._last[key] = now
+            suppressed = self._suppressed.pop(key, 0)
+        if suppressed:
+            message += f" ({suppressed} similar messages suppressed)"
+        self._logger.warning(message, *args)

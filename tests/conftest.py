@@ -1,0 +1,68 @@
+"""Shared fixtures: a pipeline writing to a temporary folder, and subprocess helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import otel_collector_ext as oce
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def local_config(destination: Path, **overrides: Any) -> dict[str, Any]:
+    """A configuration writing Avro files under `destination`, exporting promptly."""
+    config: dict[str, Any] = {
+        "endpoint": "ep",
+        "deployment": "blue",
+        "model_version": "7",
+        "instance_id": "test-instance",
+        "exporter": {"type": "avro", "destination": str(destination)},
+        "batch": {"schedule_delay_millis": 50},
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "collected"
+
+
+@pytest.fixture
+def pipeline(data_dir: Path) -> Iterator[oce.pipeline.Pipeline]:
+    """The process pipeline configured for `data_dir`; shut down after the test."""
+    yield oce.configure(local_config(data_dir))
+    oce.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_pipeline() -> Iterator[None]:
+    yield
+    oce.shutdown()
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    """Environment for a child Python process that imports this checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+def run_python(code: str, *, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh interpreter; returns the finished process (output captured)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=python_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,91 @@
+import threading
+from collections.abc import Sequence
+
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+
+from otel_collector_ext.processor import BatchingProcessor
+
+
+class Recording(LogRecordExporter):
+    def __init__(self, *, gate: threading.Event | None = None, fail: bool = False) -> None:
+        self.bodies: list[object] = []
+        self.flushes = 0
+        self.shut = False
+        self.gate = gate
+        self.fail = fail
+        self.entered = threading.Event()
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(30)
+        if self.fail:
+            raise RuntimeError("storage on fire")
+        self.bodies.extend(r.log_record.body for r in batch)
+        return LogRecordExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self.flushes += 1
+        return True
+
+    def shutdown(self) -> None:
+        self.shut = True
+
+
+def _logger(processor: BatchingProcessor):
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    return provider, provider.get_logger("t")
+
+
+def test_flush_drains_queue_and_flushes_exporter() -> None:
+    exporter = Recording()
+    processor = BatchingProcessor(exporter, schedule_delay_millis=60_000, max_export_batch_size=7)
+    provider, logger = _logger(processor)
+    for i in range(100):
+        logger.emit(body=i)
+    assert processor.force_flush(10_000)
+    assert exporter.bodies == list(range(100))
+    assert exporter.flushes == 1  # the SDK's batch processor would not do this
+    provider.shutdown()
+    assert exporter.shut
+
+
+def test_full_queue_drops_newest_and_counts() -> None:
+    gate = threading.Event()
+    exporter = Recording(gate=gate)
+    processor = BatchingProcessor(exporter, max_queue_size=10, max_export_batch_size=1,
+                                  schedule_delay_millis=1)
+    provider, logger = _logger(processor)
+    logger.emit(body="first")
+    assert exporter.entered.wait(10)  # the worker is now blocked inside export()
+    for i in range(25):
+        logger.emit(body=i)
+    assert processor.queue_full()
+    assert processor.tally.get("records.dropped", reason="queue_full") == 15
+    gate.set()
+    assert processor.force_flush(10_000)
+    assert exporter.bodies == ["first", *range(10)]  # oldest kept, newest dropped
+    provider.shutdown()
+
+
+def test_exporter_exception_is_counted_not_raised() -> None:
+    exporter = Recording(fail=True)
+    processor = BatchingProcessor(exporter, schedule_delay_millis=1)
+    provider, logger = _logger(processor)
+    for i in range(5):
+        logger.emit(body=i)
+    assert processor.force_flush(10_000)
+    assert processor.tally.get("records.dropped", reason="export_failed") == 5
+    provider.shutdown()
+
+
+def test_emit_after_shutdown_is_counted() -> None:
+    exporter = Recording()
+    processor = BatchingProcessor(exporter)
+    provider, logger = _logger(processor)
+    processor.shutdown()
+    processor.on_emit(object())  # type: ignore[arg-type]
+    assert processor.tally.get("records.dropped", reason="shutdown") == 1
+    assert processor.force_flush(1000)

@@ -1,0 +1,76 @@
+import datetime as dt
+import decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from otel_collector_ext import attributes as A
+from otel_collector_ext.snapshot import EmptyPayload, snapshot
+
+
+def test_dataframe_snapshot_is_immune_to_later_changes() -> None:
+    df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    kind, body = snapshot(df)
+    df.loc[0, "a"] = 99
+    df["c"] = 1.5
+    df.columns = ["A", "B", "C"]
+    assert kind == A.KIND_DATAFRAME
+    assert body["a"].tolist() == [1, 2] and list(body.columns) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        ({"a": 1, "b": "x", "c": None, "d": dt.datetime(2026, 1, 1), "e": decimal.Decimal("1.5"),
+          "f": np.float32(2)}, A.KIND_ROW),
+        ({"a": [1, 2], "b": np.array([3, 4]), "c": pd.Series([5, 6])}, A.KIND_COLUMNS),
+        ([{"a": 1}, {"b": 2}], A.KIND_ROWS),
+        (np.arange(6).reshape(2, 3), A.KIND_NDARRAY),
+        (np.arange(3), A.KIND_NDARRAY),
+        ("free text", A.KIND_TEXT),
+        (b"\x00\xff", A.KIND_BYTES),
+        (bytearray(b"ab"), A.KIND_BYTES),
+        ([1, 2, 3], A.KIND_JSON),
+        ({"nested": {"x": [1]}, "n": 1}, A.KIND_JSON),
+        (42, A.KIND_JSON),
+        (None, A.KIND_JSON),
+        (pd.Series([1.0, 2.0], name="s"), A.KIND_DATAFRAME),
+    ],
+)
+def test_kinds(data: object, kind: str) -> None:
+    assert snapshot(data)[0] == kind
+
+
+def test_containers_are_copied() -> None:
+    row = {"a": 1}
+    cols = {"a": [1, 2]}
+    rows = [{"a": 1}]
+    arr = np.arange(3)
+    snaps = [snapshot(x)[1] for x in (row, cols, rows, arr)]
+    row["a"] = 2
+    cols["a"].append(3)
+    rows[0]["a"] = 5
+    arr[0] = 100
+    assert snaps[0] == {"a": 1} and snaps[1] == {"a": [1, 2]} and snaps[2] == [{"a": 1}]
+    assert snaps[3][0] == 0
+
+
+@pytest.mark.parametrize("data", [pd.DataFrame(), pd.DataFrame({"a": []}), {}, [],
+                                  np.array([]), {"a": []}, pd.Series([], dtype=float)])
+def test_empty_payloads(data: object) -> None:
+    with pytest.raises(EmptyPayload):
+        snapshot(data)
+
+
+@pytest.mark.parametrize("data", [object(), {1, 2}, lambda: 1, [object()], {"a": object()}])
+def test_unsupported_types(data: object) -> None:
+    with pytest.raises(TypeError, match="cannot collect"):
+        snapshot(data)
+
+
+def test_malformed_values() -> None:
+    with pytest.raises(ValueError, match="equal-length"):
+        snapshot({"a": [1, 2], "b": [1]})
+    with pytest.raises(ValueError, match="1-D or 2-D"):
+        snapshot(np.zeros((2, 2, 2)))

@@ -1,0 +1,71 @@
+from pathlib import Path
+
+import pytest
+
+from exporters.partitioning import partition_dir, safe_segment, time_path
+from exporters.storage import AppendConflict, LocalStorage, open_storage
+from exporters.storage.paths import check_relative_path
+
+
+def test_append_checks_expected_size(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    assert storage.append("a/b.avro", b"abc", expected_size=0) == 3
+    assert storage.append("a/b.avro", b"de", expected_size=3) == 5
+    with pytest.raises(AppendConflict) as info:
+        storage.append("a/b.avro", b"xx", expected_size=3)  # a retry of an append that landed
+    assert info.value.actual_size == 5
+    assert storage.read("a/b.avro") == b"abcde"
+    storage.put("a/c.bin", b"body")
+    assert [(o.path, o.size) for o in storage.list("a/")] == [("a/b.avro", 5), ("a/c.bin", 4)]
+    assert storage.size("missing") is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["", "/etc/passwd", "../x", "a/../../x", "a//b", "a/./b", "a\\b", "a/\x00", "C:x", "a/b\n",
+     "x" * 2000],
+)
+def test_paths_outside_the_root_are_rejected(tmp_path: Path, path: str) -> None:
+    storage = LocalStorage(tmp_path / "root")
+    with pytest.raises(ValueError):
+        storage.append(path, b"x", expected_size=0)
+    with pytest.raises(ValueError):
+        check_relative_path(path)
+    assert not any((tmp_path).glob("x")) and not (tmp_path / "root").exists()
+
+
+def test_symlink_escape_is_rejected(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "link").symlink_to(tmp_path)
+    with pytest.raises(ValueError, match="escapes"):
+        LocalStorage(root).put("link/evil", b"x")
+    assert not (tmp_path / "evil").exists()
+
+
+def test_open_storage_forms(tmp_path: Path) -> None:
+    assert isinstance(open_storage(str(tmp_path)), LocalStorage)
+    assert open_storage(f"file://{tmp_path}").root == tmp_path.resolve()
+    for bad in ("", "   ", "ftp://x/y"):
+        with pytest.raises(ValueError):
+            open_storage(bad)
+    with pytest.raises(ValueError):
+        open_storage(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("model_inputs", "model_inputs"), ("..", "%2E%2E"), ("a/b", "a%2Fb"), ("", "%00"),
+     ("-x", "-x"), (".hidden", "%2Ehidden"), ("é", "%C3%A9")],
+)
+def test_partition_segments_are_escaped(value: str, expected: str) -> None:
+    assert safe_segment(value) == expected
+    check_relative_path(safe_segment(value))
+
+
+def test_partition_layout_follows_event_time_and_rolling_rate() -> None:
+    t = 1_764_000_000_000_000  # 2025-11-24 16:00:00 UTC in µs
+    assert time_path(t, "hour") == "2025/11/24/16"
+    assert time_path(t + 61_000_000, "minute") == "2025/11/24/16/01"
+    assert time_path(t, "day") == "2025/11/24"
+    assert partition_dir("ep", "dep", "inputs", t) == "ep/dep/inputs/2025/11/24/16"
