@@ -146,9 +146,16 @@ def measure_peer(n: int, rows: int, target: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(target), AZUREML_MDC_ENABLED="true",
                AZUREML_MDC_PORT=str(sidecar.server_address[1]))
     proc = subprocess.Popen([sys.executable, "-c", PEER, str(n), str(rows)], cwd=ROOT, env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None and proc.stdin is not None
-    result = json.loads(proc.stdout.readline())
+    result: dict = {}
+    while "p50_us" not in result:  # the SDK logs to stdout too; our line is the JSON one
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError("azureml-ai-monitoring peer exited early")
+        if line.startswith("{"):
+            result = json.loads(line)
     # Wait until the stand-in has received every payload the SDK kept, or it stops arriving.
     expected, deadline = n + 1, time.perf_counter() + 600
     while time.perf_counter() < deadline:

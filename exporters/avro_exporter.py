@@ -9,6 +9,7 @@ it needs travels in the records' attributes and resource.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -33,7 +34,7 @@ from .avro_schema import (
     Envelope,
     payload_schema,
 )
-from .partitioning import ROLLING_DEPTH, partition_dir, safe_segment
+from .partitioning import ROLLING_DEPTH, ROLLING_SPAN_US, partition_dir, safe_segment
 from .payload_rows import body_bytes, payload_row
 from .storage import Storage, open_storage
 from .tabular import convert_frames, to_frame
@@ -78,6 +79,7 @@ class AvroLogExporter(LogRecordExporter):
         self.rolling_rate = (rolling_rate or env.get(ENV_PREFIX + "ROLLING_RATE") or "hour").lower()
         if self.rolling_rate not in ROLLING_DEPTH:
             raise ValueError(f"rolling_rate must be one of {', '.join(ROLLING_DEPTH)}")
+        self._span_us = ROLLING_SPAN_US[self.rolling_rate]
         self.instance_id = instance_id or env.get(ENV_PREFIX + "INSTANCE_ID") or default_instance_id()
         self.inline_limit = int(
             inline_limit if inline_limit is not None
@@ -121,7 +123,7 @@ class AvroLogExporter(LogRecordExporter):
         payloads: dict[tuple[str, str, str], list[dict[str, Any]]],
     ) -> None:
         record = readable.log_record
-        attrs = record.attributes or {}
+        attrs = dict(record.attributes or ())  # plain dict: many lookups follow
         collection = attrs.get(A.COLLECTION)
         if not isinstance(collection, str) or not collection:
             self.tally.add("records.skipped", reason="not_inference")
@@ -129,8 +131,7 @@ class AvroLogExporter(LogRecordExporter):
         endpoint = str(attrs.get(A.ENDPOINT) or "default")
         deployment = str(attrs.get(A.DEPLOYMENT) or "default")
         resource_attrs = readable.resource.attributes if readable.resource else {}
-        instance = str(resource_attrs.get(A.INSTANCE_ID) or self.instance_id)
-        instance = safe_segment(instance)
+        instance = safe_segment(str(resource_attrs.get(A.INSTANCE_ID) or self.instance_id))
         time_ns = record.timestamp or record.observed_timestamp
         envelope = Envelope(
             correlation_id=str(attrs.get(A.CORRELATION_ID) or ""),
@@ -139,8 +140,8 @@ class AvroLogExporter(LogRecordExporter):
             trace_id=format(record.trace_id, "032x") if record.trace_id else None,
             span_id=format(record.span_id, "016x") if record.span_id else None,
         )
-        directory = partition_dir(endpoint, deployment, collection, envelope.time_us,
-                                  self.rolling_rate)
+        directory = self._partition(endpoint, deployment, collection,
+                                    envelope.time_us // self._span_us)
         kind = str(attrs.get(A.PAYLOAD_KIND) or "")
         if kind in A.TABULAR_KINDS:
             frame = to_frame(record.body, kind)
@@ -158,6 +159,11 @@ class AvroLogExporter(LogRecordExporter):
                 payload_row(envelope, kind, attrs, None if ref else data,
                             body_size=len(data), body_ref=ref)
             )
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - the exporter lives as long as the process
+    def _partition(self, endpoint: str, deployment: str, collection: str, bucket: int) -> str:
+        return partition_dir(endpoint, deployment, collection, bucket * self._span_us,
+                             self.rolling_rate)
 
     def _store_body(self, directory: str, instance: str, data: bytes) -> str:
         # Content-addressed: a retried export stores the same object again, harmlessly.

@@ -8,13 +8,16 @@ name is percent-escaped, so no value can climb out of the storage root.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 
 ROLLING_DEPTH = {"day": 3, "hour": 4, "minute": 5}
+ROLLING_SPAN_US = {"day": 86_400_000_000, "hour": 3_600_000_000, "minute": 60_000_000}
 _SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
 
 
+@functools.lru_cache(maxsize=4096)
 def safe_segment(value: str) -> str:
     """`value` if it is a safe path segment, else a percent-escaped, bounded form of it."""
     if _SAFE.fullmatch(value):
