@@ -1,0 +1,223 @@
+"""OTLP logs requests (protobuf or OTLP/JSON) → the SDK records our exporters consume.
+
+There is no OTLP decoder in the Python SDK, so this is the inverse of the SDK's
+`encode_logs`: ResourceLogs > ScopeLogs > LogRecord become `ReadableLogRecord`s
+with their resource, instrumentation scope, attributes, body (our columnar
+forms rebuilt by `exporters.otlp_body.decode_body`), times, trace context,
+severity and event name. A record that cannot be decoded is rejected on its
+own (reported as partial success); a request that cannot be parsed at all is a
+`RequestError`. Messages in errors are safe to return to clients.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as PbLogRecord
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import TraceFlags
+
+from exporters.otlp_body import BodyError, decode_body
+
+
+class RequestError(ValueError):
+    """The request as a whole is malformed (HTTP 400 / gRPC INVALID_ARGUMENT)."""
+
+
+class TooManyRecords(RequestError):
+    """The request holds more records than allowed (HTTP 413 / gRPC INVALID_ARGUMENT)."""
+
+
+class _RecordError(ValueError):
+    pass
+
+
+@dataclass
+class Decoded:
+    """The records of one request, and how many were rejected (with the first reason)."""
+
+    records: list[ReadableLogRecord] = field(default_factory=list)
+    rejected: int = 0
+    error: str = ""
+
+    def reject(self, reason: str) -> None:
+        self.rejected += 1
+        if not self.error:
+            self.error = reason
+
+
+_SEVERITIES = {s.value: s for s in SeverityNumber}
+
+
+def parse_protobuf(data: bytes, *, max_depth: int) -> ExportLogsServiceRequest:
+    """Parse a binary ExportLogsServiceRequest; RequestError if it is not one."""
+    request = ExportLogsServiceRequest()
+    try:
+        request.ParseFromString(data)
+    except (DecodeError, RecursionError, ValueError):
+        raise RequestError("request body is not a valid OTLP logs protobuf") from None
+    return request
+
+
+def parse_json(data: bytes, *, max_depth: int) -> ExportLogsServiceRequest:
+    """Parse an OTLP/JSON request: protobuf JSON with hex trace and span ids."""
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):
+        raise RequestError("request body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise RequestError("request body must be a JSON object")
+    _hex_ids_to_base64(document)
+    request = ExportLogsServiceRequest()
+    try:
+        # Each AnyValue level is two message levels (AnyValue, then ArrayValue or
+        # KeyValueList and KeyValue); leave room for the envelope.
+        json_format.ParseDict(document, request, ignore_unknown_fields=True,
+                              max_recursion_depth=3 * max_depth + 16)
+    except (json_format.ParseError, RecursionError, ValueError, TypeError):
+        raise RequestError("request body is not a valid OTLP/JSON logs request") from None
+    return request
+
+
+def _hex_ids_to_base64(document: dict[str, Any]) -> None:
+    # OTLP/JSON writes trace and span ids as hex, where protobuf JSON expects base64.
+    for resource_logs in _list(document, "resourceLogs", "resource_logs"):
+        for scope_logs in _list(resource_logs, "scopeLogs", "scope_logs"):
+            for record in _list(scope_logs, "logRecords", "log_records"):
+                if not isinstance(record, dict):
+                    continue
+                for key in ("traceId", "trace_id", "spanId", "span_id"):
+                    value = record.get(key)
+                    if isinstance(value, str) and value:
+                        try:
+                            record[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                        except ValueError:
+                            raise RequestError(f"{key} must be a hex string") from None
+
+
+def _list(container: Any, *keys: str) -> Iterable[Any]:
+    if not isinstance(container, dict):
+        return ()
+    for key in keys:
+        value = container.get(key)
+        if isinstance(value, list):
+            return value
+    return ()
+
+
+def count_records(request: ExportLogsServiceRequest) -> int:
+    return sum(len(s.log_records) for r in request.resource_logs for s in r.scope_logs)
+
+
+def decode_request(request: ExportLogsServiceRequest, *, max_depth: int,
+                   max_records: int) -> Decoded:
+    """The request's records as SDK records; undecodable records are counted as rejected."""
+    total = count_records(request)
+    if total > max_records:
+        raise TooManyRecords(f"request holds {total} log records; the limit is {max_records}")
+    out = Decoded()
+    for resource_logs in request.resource_logs:
+        try:
+            resource = Resource(_attributes(resource_logs.resource.attributes, max_depth),
+                                resource_logs.schema_url or None)
+        except _RecordError as e:
+            for scope_logs in resource_logs.scope_logs:
+                for _ in scope_logs.log_records:
+                    out.reject(f"resource: {e}")
+            continue
+        for scope_logs in resource_logs.scope_logs:
+            try:
+                scope = _scope(scope_logs, max_depth)
+            except _RecordError as e:
+                for _ in scope_logs.log_records:
+                    out.reject(f"scope: {e}")
+                continue
+            for pb in scope_logs.log_records:
+                try:
+                    record = _record(pb, max_depth)
+                except _RecordError as e:
+                    out.reject(str(e))
+                    continue
+                out.records.append(ReadableLogRecord(record, resource, scope))
+    return out
+
+
+def _scope(scope_logs: Any, max_depth: int) -> InstrumentationScope | None:
+    if not scope_logs.HasField("scope"):
+        return None
+    pb = scope_logs.scope
+    return InstrumentationScope(pb.name, pb.version or None, scope_logs.schema_url or None,
+                                _attributes(pb.attributes, max_depth) or None)
+
+
+def _record(pb: PbLogRecord, max_depth: int) -> LogRecord:
+    trace_id = _id(pb.trace_id, 16, "trace_id")
+    span_id = _id(pb.span_id, 8, "span_id")
+    body: Any = None
+    if pb.HasField("body"):
+        body = value_to_python(pb.body, max_depth)
+        try:
+            body = decode_body(body)
+        except BodyError as e:
+            raise _RecordError(str(e)) from None
+    return LogRecord(
+        timestamp=pb.time_unix_nano or None,
+        observed_timestamp=pb.observed_time_unix_nano or None,
+        trace_id=trace_id,
+        span_id=span_id,
+        trace_flags=TraceFlags(pb.flags & 0xFF),
+        severity_text=pb.severity_text or None,
+        severity_number=_SEVERITIES.get(pb.severity_number) if pb.severity_number else None,
+        body=body,
+        attributes=_attributes(pb.attributes, max_depth),
+        event_name=pb.event_name or None,
+    )
+
+
+def _id(raw: bytes, size: int, name: str) -> int:
+    if not raw:
+        return 0
+    if len(raw) != size:
+        raise _RecordError(f"{name} must be {size} bytes, not {len(raw)}")
+    return int.from_bytes(raw, "big")
+
+
+def _attributes(pairs: Iterable[KeyValue], max_depth: int) -> dict[str, Any]:
+    return {kv.key: value_to_python(kv.value, max_depth) for kv in pairs}
+
+
+def value_to_python(value: AnyValue, max_depth: int, depth: int = 0) -> Any:
+    """An AnyValue as a Python value; _RecordError when nested deeper than `max_depth`."""
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        return value.string_value
+    if which == "int_value":
+        return value.int_value
+    if which == "bytes_value":
+        return value.bytes_value
+    if which == "double_value":
+        return value.double_value
+    if which == "bool_value":
+        return value.bool_value
+    if which is None:
+        return None
+    if depth >= max_depth:
+        raise _RecordError(f"value nested deeper than {max_depth} levels")
+    if which == "array_value":
+        return [value_to_python(v, max_depth, depth + 1) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: value_to_python(kv.value, max_depth, depth + 1)
+                for kv in value.kvlist_value.values}
+    raise _RecordError(f"unsupported AnyValue field {which}")
+
