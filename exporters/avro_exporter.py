@@ -9,7 +9,6 @@ it needs travels in the records' attributes and resource.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import os
@@ -80,6 +79,7 @@ class AvroLogExporter(LogRecordExporter):
         if self.rolling_rate not in ROLLING_DEPTH:
             raise ValueError(f"rolling_rate must be one of {', '.join(ROLLING_DEPTH)}")
         self._span_us = ROLLING_SPAN_US[self.rolling_rate]
+        self._partitions: dict[tuple[str, str, str, int], str] = {}
         self.instance_id = instance_id or env.get(ENV_PREFIX + "INSTANCE_ID") or default_instance_id()
         self.inline_limit = int(
             inline_limit if inline_limit is not None
@@ -160,10 +160,15 @@ class AvroLogExporter(LogRecordExporter):
                             body_size=len(data), body_ref=ref)
             )
 
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 - the exporter lives as long as the process
     def _partition(self, endpoint: str, deployment: str, collection: str, bucket: int) -> str:
-        return partition_dir(endpoint, deployment, collection, bucket * self._span_us,
-                             self.rolling_rate)
+        key = (endpoint, deployment, collection, bucket)
+        found = self._partitions.get(key)
+        if found is None:
+            if len(self._partitions) > 4096:
+                self._partitions.clear()
+            found = self._partitions[key] = partition_dir(
+                endpoint, deployment, collection, bucket * self._span_us, self.rolling_rate)
+        return found
 
     def _store_body(self, directory: str, instance: str, data: bytes) -> str:
         # Content-addressed: a retried export stores the same object again, harmlessly.
