@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -111,6 +112,18 @@ def configure(source: str | Mapping[str, Any] | Config | None = None) -> Pipelin
     if old is not None:
         old.shutdown()
     return pipeline
+
+
+def _rebuild_after_fork() -> None:
+    # A forked child (gunicorn --preload, multiprocessing) inherits the queue but not the
+    # export thread: give it a fresh pipeline with the same configuration.
+    global _current, _lock
+    _lock = threading.Lock()
+    if _current is not None and not _current.closed:
+        _current = Pipeline(_current.config)
+
+
+os.register_at_fork(after_in_child=_rebuild_after_fork)
 
 
 def _install(pipeline: Pipeline) -> None:

@@ -1,0 +1,56 @@
+"""Processes: a forked child keeps collecting; the demo command runs end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import otel_collector_ext as oce
+
+from .conftest import ROOT, python_env, run_python
+
+
+def test_forked_child_gets_its_own_export_thread(tmp_path: Path) -> None:
+    code = f"""
+import os
+import otel_collector_ext as oce
+oce.configure({{"exporter": {{"type": "avro", "destination": {str(tmp_path)!r}}},
+               "instance_id": "parent"}})
+c = oce.Collector(name="forked")
+c.collect({{"who": "parent"}})
+pid = os.fork()
+if pid == 0:
+    c.collect({{"who": "child"}})
+    ok = oce.flush(20_000)
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+oce.flush()
+"""
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+    got = oce.load(str(tmp_path), endpoint="default", deployment="default", collection="forked")
+    assert sorted(got["who"]) == ["child", "parent"]
+
+
+def test_demo_command(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "otel_collector_ext", "demo", "--requests", "400",
+         "--dir", str(tmp_path / "demo")],
+        cwd=ROOT, env=python_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "Rows per collection and hour" in out and "joined" in out
+    files = list((tmp_path / "demo").rglob("*.avro"))
+    assert len(files) >= 4  # two collections over at least two hourly partitions
+    inputs = oce.load(str(tmp_path / "demo"), endpoint="credit-endpoint", deployment="blue",
+                      collection="model_inputs")
+    assert f"{len(inputs)} input rows, {len(inputs)} output rows, {len(inputs)} joined" in out
+
+
+def test_cli_without_command_prints_help() -> None:
+    done = subprocess.run([sys.executable, "-m", "otel_collector_ext"], cwd=ROOT,
+                          env=python_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "demo" in done.stdout
