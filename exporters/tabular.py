@@ -554,8 +554,7 @@ def _convert_column(arr: Any) -> tuple[Any, dict[str, Any], list[Any]]:
         return "double", {}, _with_none(data.tolist(), np.isnan(data))
     if isinstance(dtype, pd.DatetimeTZDtype):
         index = pd.DatetimeIndex(arr)
-        tz = str(dtype).split(", ", 1)[1][:-1]  # pandas' own spelling, which it parses back
-        return _datetimes64(np.asarray(index.tz_convert(None)), tz)
+        return _datetimes64(np.asarray(index.tz_convert(None)), _tz_name(dtype.tz))
     if isinstance(dtype, pd.CategoricalDtype):
         return _convert_objects(np.asarray(arr.astype(object)))
     # Other extension dtypes (period, interval, sparse, arrow...): through their Python values.
@@ -659,7 +658,14 @@ def _datetime_micros(values: np.ndarray) -> tuple[list[int], str | None]:
 
 
 def _tz_name(tz: Any) -> str:
-    return getattr(tz, "key", None) or getattr(tz, "zone", None) or str(tz)
+    """A name pandas parses back: IANA key (zoneinfo, pytz, dateutil files) or "UTC+02:00"."""
+    name = getattr(tz, "key", None) or getattr(tz, "zone", None)
+    if name:
+        return name
+    filename = getattr(tz, "_filename", None)  # dateutil.tz.tzfile
+    if isinstance(filename, str) and "zoneinfo/" in filename:
+        return filename.rsplit("zoneinfo/", 1)[1]
+    return str(tz)
 
 
 def _decimals(values: np.ndarray) -> tuple[Any, dict[str, Any], list[Any]]:

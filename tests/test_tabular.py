@@ -10,6 +10,7 @@ import time
 
 import avro.datafile
 import avro.io
+import dateutil.tz
 import fastavro
 import numpy as np
 import pandas as pd
@@ -682,6 +683,50 @@ def test_rows_follow_frames_and_envelopes(tmp_path):
     ]
     assert restored["_time"].dtype == "datetime64[us, UTC]"
     assert restored["_time"].tolist()[2] == pd.Timestamp(T0 + 2, unit="us", tz="UTC")
+
+
+def test_frames_with_different_block_layouts(tmp_path):
+    """Frames with equal columns but different internal layouts (2-D blocks or one per column)."""
+    times = np.array([["2024-01-01T10:00", "2024-01-02T00:00"]], dtype="datetime64[us]")
+    frames = [
+        pd.DataFrame(np.array([[1, 2]]), columns=["a", "b"]).assign(
+            t=pd.DataFrame(times, columns=["t", "u"])["t"]
+        ),
+        pd.DataFrame({"a": [3], "b": [4], "t": pd.to_datetime(["2024-03-01"]).as_unit("us")}),
+        pd.DataFrame({"a": [5, 6], "b": [7, 8], "t": [pd.NaT, pd.Timestamp("2024-04-01")]}).astype(
+            {"t": "datetime64[us]"}
+        ),
+    ]
+    two_d = pd.DataFrame(np.repeat(times, 3, axis=0), columns=["t", "u"])
+    _, _, restored, envs = roundtrip(tmp_path, frames, "layouts.avro")
+    pdt.assert_frame_equal(restored, expected_frame(frames, envs))
+    _, _, restored, envs = roundtrip(tmp_path, [two_d, two_d.iloc[:1]], "two_d.avro")
+    pdt.assert_frame_equal(restored, expected_frame([two_d, two_d.iloc[:1]], envs))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.period_range("2024-01", periods=3, freq="M"),
+        np.array([1 + 2j, 3j, 0j]),
+        pd.arrays.SparseArray([0.0, 1.5, 0.0]),
+        np.array([1.5, np.nan, 2.0], dtype=np.float16),
+    ],
+    ids=["period", "complex", "sparse", "float16"],
+)
+def test_other_dtypes_come_back(tmp_path, values):
+    frame = pd.DataFrame({"x": values})
+    _, _, restored, envs = roundtrip(tmp_path, [frame])
+    pdt.assert_frame_equal(restored, expected_frame([frame], envs))
+
+
+def test_dateutil_zone_is_restored_by_name(tmp_path):
+    tz = dateutil.tz.gettz("Europe/Paris")
+    frame = pd.DataFrame({"t": pd.to_datetime(["2024-01-01", "2024-07-01"]).tz_localize(tz)})
+    batch, _, restored, _ = roundtrip(tmp_path, [frame])
+    assert field(batch, "t")[ATTR_TIMEZONE] == "Europe/Paris"
+    assert str(restored["t"].dt.tz) == "Europe/Paris"
+    assert restored["t"].tolist() == frame["t"].tolist()
 
 
 def test_frames_with_different_columns_are_aligned():
