@@ -2,22 +2,110 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from .base import AppendConflict, ObjectInfo, Storage, StorageError
 from .local import LocalStorage
 
-__all__ = ["AppendConflict", "LocalStorage", "ObjectInfo", "Storage", "StorageError", "open_storage"]
+__all__ = [
+    "AppendConflict",
+    "LocalStorage",
+    "ObjectInfo",
+    "Storage",
+    "StorageError",
+    "default_spool_dir",
+    "open_storage",
+]
+
+SPOOL_DIR_ENV = "OTEL_COLLECTOR_EXT_SPOOL_DIR"
+_BLOB_OPTIONS = {
+    "connection_string", "sas_token", "account_key", "credential", "managed_identity_client_id",
+    "mode", "create_container", "connect_timeout", "read_timeout", "retry",
+}
+_SPOOL_OPTIONS = {
+    "spool_max_bytes": "max_bytes", "spool_max_ops": "max_ops",
+    "spool_full_policy": "full_policy", "spool_block_timeout": "block_timeout",
+    "spool_segment_bytes": "segment_bytes", "window_seconds": "window_seconds",
+    "window_bytes": "window_bytes", "upload_max_backoff": "max_backoff",
+    "close_timeout": "close_timeout",
+}
+#: Roll mode's default window, like Event Hubs Capture: 5 minutes or 64 MiB, whichever first.
+ROLL_WINDOW_SECONDS = 300.0
+ROLL_WINDOW_BYTES = 64 * 1024 * 1024
+
+
+def default_spool_dir(destination: str) -> Path:
+    """Where the spool of `destination` lives unless `spool_dir` is given:
+    ``$OTEL_COLLECTOR_EXT_SPOOL_DIR`` or ``~/.cache/otel-collector-ext/spool``, then a
+    folder per destination (so two destinations never share a spool)."""
+    base = os.environ.get(SPOOL_DIR_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "otel-collector-ext", "spool")
+    public = destination.split("?", 1)[0]  # a SAS token must not shape the folder name
+    digest = hashlib.sha256(public.encode()).hexdigest()[:16]
+    return Path(base) / digest
 
 
 def open_storage(destination: str, **options: Any) -> Storage:
-    """A backend for `destination`: a local path or ``file://`` URL (more in later backends)."""
+    """A backend for `destination`.
+
+    * a local path or ``file://`` URL: `LocalStorage` (option ``fsync``);
+    * ``az://<container>[/<prefix>]`` (connection string) or
+      ``https://<account>.blob.core.windows.net/<container>[/<prefix>]``: `BlobStorage`
+      behind a durable `SpooledStorage` (``spool=False`` for none, e.g. to read back).
+
+    Blob options: connection_string, sas_token, account_key, credential,
+    managed_identity_client_id, mode (append|roll), create_container,
+    connect_timeout, read_timeout.  Spool options: spool (bool), spool_dir,
+    spool_max_bytes, spool_max_ops, spool_full_policy (drop|block),
+    spool_block_timeout, window_seconds, window_bytes, upload_max_backoff,
+    close_timeout.
+    """
     if not isinstance(destination, str) or not destination.strip():
         raise ValueError("destination must be a non-empty string")
     parsed = urlparse(destination)
-    if parsed.scheme == "file":
+    scheme = parsed.scheme.lower()
+    if scheme == "file":
         return LocalStorage(unquote(parsed.path), **options)
-    if parsed.scheme in ("", ) or (len(parsed.scheme) == 1 and destination[1] == ":"):
+    if scheme == "" or (len(scheme) == 1 and destination[1] == ":"):
         return LocalStorage(destination, **options)
-    raise ValueError(f"unsupported destination scheme {parsed.scheme!r} in {destination!r}")
+    if scheme in ("az", "https", "http"):
+        return _open_blob(destination, options)
+    raise ValueError(f"unsupported destination scheme {parsed.scheme!r} in {destination.split('?')[0]!r}")
+
+
+def _open_blob(destination: str, options: dict[str, Any]) -> Storage:
+    from .blob import BlobStorage, RetryPolicy
+    from .spool import SpooledStorage
+
+    options = dict(options)
+    spool = options.pop("spool", True)
+    spool_dir = options.pop("spool_dir", None)
+    spool_kwargs = {_SPOOL_OPTIONS[k]: options.pop(k) for k in list(options) if k in _SPOOL_OPTIONS}
+    unknown = set(options) - _BLOB_OPTIONS
+    if unknown:
+        known = sorted(_BLOB_OPTIONS | set(_SPOOL_OPTIONS) | {"spool", "spool_dir"})
+        raise ValueError(f"unknown Blob storage option(s) {', '.join(sorted(unknown))} "
+                         f"(known: {', '.join(known)})")
+    mode = options.get("mode", "append")
+    if spool:
+        # The spool retries for as long as it takes; the backend gives up quickly instead.
+        options.setdefault("retry", RetryPolicy(attempts=2, deadline=10.0))
+    inner = BlobStorage(destination, **options)
+    if not spool:
+        if spool_kwargs:
+            raise ValueError(f"options {', '.join(sorted(spool_kwargs))} need the spool")
+        return inner
+    if mode == "roll":
+        spool_kwargs.setdefault("window_seconds", ROLL_WINDOW_SECONDS)
+        spool_kwargs.setdefault("window_bytes", ROLL_WINDOW_BYTES)
+    directory = Path(spool_dir) if spool_dir else default_spool_dir(destination)
+    try:
+        return SpooledStorage(inner, directory, **spool_kwargs)
+    except BaseException:
+        inner.close()
+        raise
