@@ -400,7 +400,8 @@ def encode_frame(frame: pd.DataFrame) -> dict[str, Any]:
     index = frame.index
     index_spec: _Spec | None = None
     if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
-            and index.name is None):
+            and index.name is None) and not isinstance(index, pd.MultiIndex):
+        # Kept for other OTLP consumers; our Avro files do not store the index.
         index_spec = (_encode_column(index.array, out, anys), _json_name(index.name))
     names = tuple(frame.columns)
     key = (names, specs, index_spec)

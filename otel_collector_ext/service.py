@@ -1,0 +1,274 @@
+"""`serve`: the collector service. OTLP receivers → processors → queued exporters.
+
+The scoring side keeps only the cheap part (collect, batch, OTLP export); this
+process decodes, converts and stores, with the same exporters as the in-process
+path. A request is acknowledged only once its records are in the exporters'
+queues; a full queue answers "retry later" (gRPC UNAVAILABLE, HTTP 503) instead
+of dropping. On SIGTERM the service stops accepting, finishes requests in
+progress, drains the queues, flushes storage, then exits: whatever it
+acknowledged is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk._logs import ReadableLogRecord
+
+from exporters.registry import create_exporter
+
+from .processor import BatchingProcessor
+from .receiver.core import BearerAuth, Busy, Receiver
+from .receiver.grpc_server import GrpcReceiverServer
+from .receiver.http_server import HttpReceiverServer
+from .service_config import (
+    ServiceConfig,
+    ServiceConfigError,
+    batch_settings,
+    load_service_config,
+    parse_service_config,
+)
+from .service_processors import RecordProcessor, build_processor
+
+_log = logging.getLogger("otel_collector_ext.service")
+
+RETRY_AFTER_SECONDS = 1.0
+RECEIVER_GRACE_SECONDS = 5.0
+
+
+class _Exporter:
+    """One configured exporter behind its bounded queue."""
+
+    def __init__(self, name: str, spec: Mapping[str, Any], *, max_queue_size: int,
+                 send_batch_size: int, timeout_millis: int) -> None:
+        self.name = name
+        try:
+            self.exporter = create_exporter(spec, key=f"exporters.{name}")
+        except ValueError as e:
+            raise ServiceConfigError(str(e)) from None
+        self.max_queue = max_queue_size
+        self.queue = BatchingProcessor(self.exporter, max_queue_size=max_queue_size,
+                                       max_export_batch_size=send_batch_size,
+                                       schedule_delay_millis=timeout_millis)
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"queued": self.queue.pending, "queue_size": self.max_queue}
+        out.update(self.queue.tally.snapshot())
+        tally = getattr(self.exporter, "tally", None)
+        if tally is not None:
+            out.update({f"exporter.{k}": v for k, v in tally.snapshot().items()})
+        return out
+
+
+class _Pipeline:
+    def __init__(self, name: str, processors: Sequence[RecordProcessor],
+                 exporters: Sequence[_Exporter]) -> None:
+        self.name = name
+        self.processors = processors
+        self.exporters = exporters
+
+    def process(self, records: Sequence[ReadableLogRecord]) -> Sequence[ReadableLogRecord]:
+        for processor in self.processors:
+            if not records:
+                break
+            records = processor.process(records)
+        return records
+
+
+class _Route:
+    """The sink of one receiver: every pipeline that lists it."""
+
+    def __init__(self, service: Service, receiver: str) -> None:
+        self.service, self.receiver = service, receiver
+
+    def accept(self, records: Sequence[ReadableLogRecord]) -> None:
+        self.service.accept(self.receiver, records)
+
+
+class Service:
+    """The running collector service; `start()`, then `stop()` (graceful)."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._closed = False
+        self.stopping = False
+        self.started_at: float | None = None
+        settings = batch_settings(config)
+        self.exporters: dict[str, _Exporter] = {}
+        try:
+            for name, batch in settings.items():
+                self.exporters[name] = _Exporter(
+                    name, config.exporters[name], max_queue_size=batch.max_queue_size,
+                    send_batch_size=batch.send_batch_size, timeout_millis=batch.timeout_millis)
+        except Exception:
+            self._close_exporters()
+            raise
+        self.pipelines: dict[str, list[_Pipeline]] = {}
+        for pipeline in config.pipelines.values():
+            built = _Pipeline(
+                pipeline.name,
+                [p for p in (build_processor(config.processors[n]) for n in pipeline.processors)
+                 if p is not None],
+                [self.exporters[n] for n in pipeline.exporters],
+            )
+            for receiver in pipeline.receivers:
+                self.pipelines.setdefault(receiver, []).append(built)
+        self.receivers: dict[str, Receiver] = {}
+        for name in self.pipelines:
+            rc = config.receivers[name]
+            auth = BearerAuth(rc.bearer_token) if rc.bearer_token else None
+            self.receivers[name] = Receiver(_Route(self, name), limits=rc.limits, auth=auth,
+                                            name=name)
+        self._servers: list[tuple[str, Any]] = []
+        self.addresses: dict[str, tuple[str, int]] = {}
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        """Bind and serve every receiver (and the health check); OSError if a port is taken."""
+        try:
+            for name, receiver in self.receivers.items():
+                rc = self.config.receivers[name]
+                if rc.grpc is not None:
+                    grpc_server = GrpcReceiverServer(
+                        receiver, rc.grpc.endpoint.host, rc.grpc.endpoint.port, tls=rc.grpc.tls,
+                        max_workers=rc.grpc.max_workers)
+                    self._add(f"{name}/grpc", grpc_server)
+                if rc.http is not None:
+                    http_server = HttpReceiverServer(
+                        receiver, rc.http.endpoint.host, rc.http.endpoint.port, tls=rc.http.tls,
+                        health=self.health, max_connections=rc.http.max_connections,
+                        idle_timeout=rc.http.idle_timeout)
+                    self._add(f"{name}/http", http_server)
+            if self.config.health_check is not None:
+                ep = self.config.health_check
+                self._add("health_check", HttpReceiverServer(None, ep.host, ep.port,
+                                                             health=self.health))
+        except Exception:
+            self.stop()
+            raise
+        self.started_at = time.monotonic()
+        for label, (host, port) in self.addresses.items():
+            _log.info("%s listening on %s:%d", label, host, port)
+
+    def _add(self, label: str, server: Any) -> None:
+        server.start()
+        self._servers.append((label, server))
+        self.addresses[label] = server.address
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting, finish requests in progress, drain the queues, flush storage."""
+        if self._closed:
+            return
+        self.stopping = True
+        deadline = time.monotonic() + (timeout if timeout is not None
+                                       else self.config.shutdown_timeout)
+        grace = max(0.1, min(RECEIVER_GRACE_SECONDS, deadline - time.monotonic()))
+        receivers = [(label, s) for label, s in self._servers if label != "health_check"]
+        stoppers = [threading.Thread(target=s.stop, args=(grace,)) for _, s in receivers]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join()
+        with self._lock:  # from here on, accept() refuses: nothing is acknowledged and lost
+            self._closed = True
+        self._close_exporters(deadline)
+        for label, server in self._servers:
+            if label == "health_check":
+                server.stop(1.0)
+        _log.info("stopped")
+
+    def _close_exporters(self, deadline: float | None = None) -> None:
+        for slot in self.exporters.values():
+            remaining = 30.0 if deadline is None else max(0.1, deadline - time.monotonic())
+            if not slot.queue.force_flush(int(remaining * 1000)):
+                _log.warning("exporter %s did not drain in time", slot.name)
+            slot.queue.shutdown()
+
+    # -- data path -------------------------------------------------------------------
+    def accept(self, receiver: str, records: Sequence[ReadableLogRecord]) -> None:
+        """Queue `records` on every pipeline of `receiver`, all or nothing; Busy when full."""
+        routed = [(p, p.process(records)) for p in self.pipelines.get(receiver, ())]
+        need: Counter[_Exporter] = Counter()
+        for pipeline, kept in routed:
+            for slot in pipeline.exporters:
+                need[slot] += len(kept)
+        with self._lock:
+            if self._closed:
+                raise Busy(RETRY_AFTER_SECONDS, stopping=True)
+            for slot, n in need.items():
+                if slot.queue.pending + n > slot.max_queue:
+                    raise Busy(RETRY_AFTER_SECONDS)
+            for pipeline, kept in routed:
+                for slot in pipeline.exporters:
+                    emit = slot.queue.on_emit
+                    for record in kept:
+                        emit(record)  # type: ignore[arg-type]  # a ReadableLogRecord is what it queues
+
+    # -- health ----------------------------------------------------------------------
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """(healthy, details): counters only, never configuration or secrets."""
+        healthy = self.started_at is not None and not self.stopping
+        detail: dict[str, Any] = {
+            "status": "ok" if healthy else ("stopping" if self.stopping else "starting"),
+            "uptime_seconds": round(time.monotonic() - self.started_at, 1)
+            if self.started_at is not None else 0,
+            "receivers": {n: r.counters.snapshot() for n, r in self.receivers.items()},
+            "exporters": {n: e.stats() for n, e in self.exporters.items()},
+        }
+        return healthy, detail
+
+
+def run_service(config: Mapping[str, Any] | ServiceConfig) -> Service:
+    """Build and start a service from a configuration mapping (as the YAML file holds)."""
+    parsed = config if isinstance(config, ServiceConfig) else parse_service_config(config)
+    service = Service(parsed)
+    service.start()
+    return service
+
+
+def serve(config_path: str) -> None:
+    """Run the service from a YAML file until SIGTERM or SIGINT, then shut down gracefully."""
+    try:
+        config = load_service_config(config_path)
+    except ServiceConfigError as e:
+        print(f"otel-collector-ext serve: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    _configure_logging(config.log_level)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        _log.info("received %s: shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        service = run_service(config)
+    except ServiceConfigError as e:
+        print(f"otel-collector-ext serve: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as e:
+        print(f"otel-collector-ext serve: cannot listen: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    _log.info("ready")
+    while not stop.wait(1.0):
+        pass
+    service.stop()
+
+
+def _configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    numeric = {"warn": logging.WARNING}.get(level, getattr(logging, level.upper(), logging.INFO))
+    for name in ("otel_collector_ext", "exporters"):
+        logging.getLogger(name).setLevel(numeric)
