@@ -10,13 +10,24 @@ from otel_collector_ext.snapshot import EmptyPayload, snapshot
 
 
 def test_dataframe_snapshot_is_immune_to_later_changes() -> None:
-    df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"], "f": [0.5, 1.5]})
     kind, body = snapshot(df)
     df.loc[0, "a"] = 99
+    df.iloc[1, 1] = "changed"
+    df["f"] *= 10
+    df.loc[1, "f"] = -1.0
     df["c"] = 1.5
-    df.columns = ["A", "B", "C"]
+    df.index = [10, 11]
+    df.columns = ["A", "B", "F", "C"]
+    df.drop(df.index[:1], inplace=False)
+    df.drop(columns=["C"])  # the caller's frame changes in every other way too
+    del df["C"]
     assert kind == A.KIND_DATAFRAME
-    assert body["a"].tolist() == [1, 2] and list(body.columns) == ["a", "b"]
+    assert body["a"].tolist() == [1, 2] and body["b"].tolist() == ["x", "y"]
+    assert body["f"].tolist() == [0.5, 1.5] and list(body.columns) == ["a", "b", "f"]
+    assert body.index.tolist() == [0, 1]
+    body.loc[0, "a"] = 5  # and the other way round: the snapshot is not a window
+    assert df["A"].tolist() == [99, 2]
 
 
 @pytest.mark.parametrize(
