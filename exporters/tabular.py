@@ -762,14 +762,16 @@ def restore_frame(records: Iterable[dict], schema: dict) -> pd.DataFrame:
 def _assemble(columns: list[Any], arrays: list[Any], nrows: int) -> pd.DataFrame:
     # An explicit object Series stops pandas 3 from inferring str / datetime64 from object arrays.
     data = {
-        i: pd.Series(a, dtype=object, copy=False)
-        if isinstance(a, np.ndarray) and a.dtype == object
-        else a
+        i: pd.Series(a, dtype=object, copy=False) if _is_object_dtype(a.dtype) else a
         for i, a in enumerate(arrays)
     }
     df = pd.DataFrame(data, index=pd.RangeIndex(nrows))
     df.columns = pd.Index(columns, tupleize_cols=False)
     return df
+
+
+def _is_object_dtype(dtype: Any) -> bool:
+    return pd.api.types.is_object_dtype(dtype)  # numpy object, or NumpyEADtype('object')
 
 
 def _restore_envelope(name: str, values: list[Any]) -> Any:

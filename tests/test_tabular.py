@@ -768,6 +768,7 @@ def test_restore_frames_across_schemas(tmp_path):
             "flag": [True, False],
             "cat": pd.Categorical(["u", "v"]),
             "mixed": [1, 2],
+            "obj": pd.Series(["p", "q"], dtype=object),
         }
     )
     part_b = pd.DataFrame(
@@ -777,6 +778,7 @@ def test_restore_frames_across_schemas(tmp_path):
             "extra": pd.to_datetime(["2024-01-01"], utc=True),
             "mixed": ["text"],
             "label": pd.Series([None], dtype=object),
+            "obj": pd.Series(["r"], dtype=object),
         }
     )
     parts = []
@@ -787,7 +789,7 @@ def test_restore_frames_across_schemas(tmp_path):
     out = restore_frames(parts)
     assert list(out.columns) == [
         *["_correlation_id", "_time", "_row", "_model_version", "_trace_id", "_span_id"],
-        *["x", "label", "flag", "cat", "mixed", "extra"],
+        *["x", "label", "flag", "cat", "mixed", "obj", "extra"],
     ]
     assert len(out) == 3
     assert out["x"].dtype == "float64" and out["x"].tolist() == [1.0, 2.0, 0.5]
@@ -796,6 +798,7 @@ def test_restore_frames_across_schemas(tmp_path):
     assert out["flag"].dtype == "boolean" and out["flag"].isna().tolist() == [False, False, True]
     assert out["cat"].dtype == "category" and list(out["cat"]) == ["u", "v", "w"]
     assert out["mixed"].dtype == object and out["mixed"].tolist() == [1, 2, "text"]
+    assert out["obj"].dtype == object and out["obj"].tolist() == ["p", "q", "r"]
     assert out["extra"].dtype == "datetime64[us, UTC]"
     assert out["extra"].isna().tolist() == [True, True, False]
     assert out["_row"].tolist() == [0, 1, 0]
