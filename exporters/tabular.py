@@ -7,8 +7,9 @@ Type mapping (pandas dtype -> Avro type ``T``):
 
 ============================  ================================================
 int*, uint8-32, Int*, UInt*   long
-uint64 / UInt64               long if every value fits, else string with
-                              ``encoding: "uint64"`` (decimal digits)
+uint64 / UInt64               long if every value of the batch fits, else
+                              string with ``encoding: "uint64"`` (decimal
+                              digits), so such a batch has its own schema
 float*, Float*                double (NaN -> null, +/-inf kept)
 bool, boolean                 boolean
 str, string                   string (any size, stored as-is)
@@ -38,8 +39,12 @@ sets become lists, Decimal / datetime / date / time / Timedelta become strings
 (ISO format), bytes become base64 text, NaN/inf are written as the
 non-standard ``NaN``/``Infinity`` tokens that Python's json reads back.
 Read-back decodes the JSON, so lists and dicts come back as Python lists and
-dicts. Decimals that do not fit decimal(38, s) (or are NaN/inf) are stored as
-text with ``encoding: "decimal-string"``.
+dicts. Decimals that do not fit decimal(38, s) (more digits, or infinite) are
+stored as text with ``encoding: "decimal-string"``; Decimal NaN is null, as
+pandas counts it missing.
+
+Nulls: None, NaN, NaT, pd.NA all become Avro null. Read-back gives the
+dtype's own missing value (NaN, NaT, <NA>) and None in object columns.
 
 Column names that are not Avro names (``[A-Za-z_][A-Za-z0-9_]*``) are
 sanitised: invalid characters -> ``_``, ``_`` prefixed before a leading digit,
@@ -48,8 +53,19 @@ fields included, duplicate column names too) get ``__2``, ``__3``, ...
 
 Extra field attributes (kept in the file's writer schema; Avro readers that do
 not know them ignore them): see the ``ATTR_*`` constants below. The schema
-depends on column names and Avro types only, never on row counts or values
-(decimal scale and the uint64 fallback excepted, as they must).
+depends on column names, dtypes and the Avro types chosen, never on row counts
+(decimal scale and the uint64 fallback are, by design, decided by the values).
+
+Several frames in one batch share one schema: their columns are concatenated
+first, with pandas' promotion when a column's dtypes differ (int + float ->
+float64, most other mixes -> object, e.g. all-None object + str), and the
+Avro type is chosen from the result (an object column of str and None is
+still an Avro string).
+
+Read-back (`restore_frame`) uses ``pandasDtype`` to rebuild each column: a
+numpy int/bool column that holds nulls becomes Int64/boolean; a dtype this
+pandas cannot build falls back to object. `restore_frames` merges files with
+different schemas by the rules in its docstring.
 
 The frame index is not stored: reset it first if it carries data.
 """
@@ -474,7 +490,7 @@ def _gather_blocks(frames: Sequence[pd.DataFrame], ncols: int) -> list[_Column] 
 
 def _concat_block(parts: list[Any]) -> Any:
     first = parts[0]
-    if isinstance(first, pd.Categorical):
+    if all(isinstance(p, pd.Categorical) for p in parts):
         return _categorical_objects(parts), "category"
     if len(parts) == 1:
         return first

@@ -669,6 +669,19 @@ def test_frames_with_differing_dtypes_share_a_widened_schema(tmp_path):
     assert restored["s"].tolist() == [None, "text", None]
 
 
+def test_category_and_str_frames_in_one_batch(tmp_path):
+    frames = [
+        pd.DataFrame({"c": pd.Categorical(["a"]), "n": [1]}),
+        pd.DataFrame({"c": ["b"], "n": [2]}),
+        pd.DataFrame({"c": pd.Categorical([None], categories=["z"]), "n": [3]}),
+    ]
+    batch, records, restored, _ = roundtrip(tmp_path, frames)
+    assert value_type(field(batch, "c")) == "string"
+    assert [r["c"] for r in records] == ["a", "b", None]
+    assert restored["c"].tolist()[:2] == ["a", "b"]
+    assert restored["c"].isna().tolist() == [False, False, True]
+
+
 def test_rows_follow_frames_and_envelopes(tmp_path):
     frames = [
         pd.DataFrame({"a": [1, 2]}),
