@@ -94,6 +94,15 @@ class Collector:
         attrs[A.COLLECTION] = self.name
         attrs[A.CORRELATION_ID] = correlation_id
         attrs[A.PAYLOAD_KIND] = kind
+        if pipeline.config.redaction is not None:
+            # Redaction (otel_collector_ext.redaction) works on the private snapshot.
+            try:
+                body = pipeline.config.redaction.apply(kind, body, attrs)
+            except Exception as e:  # never record what could not be redacted
+                tally.add("records.dropped", reason="redaction_failed", collection=self.name)
+                _log.warning("otel_collector_ext: dropped a %s record: redaction failed: %s",
+                             self.name, e)
+                return context
         try:
             pipeline.logger.emit(
                 timestamp=time_ns, body=body, attributes=attrs, event_name=self._event_name

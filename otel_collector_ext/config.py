@@ -2,7 +2,8 @@
 
 The `data_collector:` block accepts Azure ML's deployment block verbatim (collections
 with `enabled` as bool or 'True'/'False', `sampling_rate`, `rolling_rate`,
-`request_logging.capture_headers`), plus a per-collection `sampling_rate`.
+`request_logging.capture_headers`), plus a per-collection `sampling_rate`, the
+payload-logging options under `request_logging` and a top-level `redaction:` block.
 Every error names the offending key.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 import yaml
 
 from .names import check_name
+from .redaction import Redactor
 
 CONFIG_ENV = "OTEL_COLLECTOR_EXT_CONFIG"
 DESTINATION_ENV = "OTEL_COLLECTOR_EXT_DESTINATION"
@@ -27,6 +29,9 @@ ROLLING_RATES = ("minute", "hour", "day")
 FORBIDDEN_HEADERS = frozenset(
     {"authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key"}
 )
+DEFAULT_INLINE_LIMIT_BYTES = 4 * 1024 * 1024  # as Azure ML: larger bodies go to their own object
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+_MAX_BYTES_SETTING = 1024**3
 
 
 class ConfigError(ValueError):
@@ -58,6 +63,13 @@ class Config:
     sampling_rate: float = 1.0
     rolling_rate: str = "hour"
     capture_headers: tuple[str, ...] = ()
+    # Payload logging (data_collector.request_logging): query strings are off by default;
+    # bodies up to inline_limit_bytes stay in memory, larger ones spill to a temporary
+    # file, and bytes beyond max_body_bytes are not recorded (the record says truncated).
+    capture_query: bool = False
+    inline_limit_bytes: int = DEFAULT_INLINE_LIMIT_BYTES
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    redaction: Redactor | None = None  # top-level `redaction:` block, applied in collect()
     exporter: Mapping[str, Any] = field(
         default_factory=lambda: {"type": "avro", "destination": default_destination()}
     )
@@ -114,7 +126,7 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | None = None
 
 
 _TOP_KEYS = {"endpoint", "deployment", "model_version", "instance_id", "data_collector",
-             "exporter", "batch"}
+             "exporter", "batch", "redaction"}
 _DC_KEYS = {"collections", "sampling_rate", "rolling_rate", "request_logging"}
 _COLLECTION_KEYS = {"enabled", "sampling_rate", "data"}
 
@@ -138,6 +150,8 @@ def parse_config(data: Mapping[str, Any], *, origin: str = "dict") -> Config:
         kwargs["exporter"] = _exporter(data["exporter"])
     if "batch" in data:
         kwargs["batch"] = _batch(data["batch"])
+    if data.get("redaction") is not None:
+        kwargs["redaction"] = _redaction(data["redaction"])
     return Config(**kwargs)
 
 
@@ -156,16 +170,7 @@ def _data_collector(dc: Any) -> dict[str, Any]:
             )
         out["rolling_rate"] = rate
     if "request_logging" in dc:
-        rl = dc["request_logging"]
-        _mapping(rl, "data_collector.request_logging")
-        _known(rl, {"capture_headers"}, "data_collector.request_logging.")
-        headers = rl.get("capture_headers") or []
-        key = "data_collector.request_logging.capture_headers"
-        if not isinstance(headers, list) or not all(isinstance(h, str) and h for h in headers):
-            raise ConfigError(f"{key} must be a list of header names")
-        out["capture_headers"] = tuple(
-            h.lower() for h in headers if h.lower() not in FORBIDDEN_HEADERS
-        )
+        out.update(_request_logging(dc["request_logging"]))
     if "collections" in dc:
         cols = dc["collections"]
         _mapping(cols, "data_collector.collections")
@@ -176,6 +181,65 @@ def _data_collector(dc: Any) -> dict[str, Any]:
             for name, spec in cols.items()
         }
     return out
+
+
+_REQUEST_LOGGING_KEYS = {"capture_headers", "capture_query", "inline_limit_bytes",
+                         "max_body_bytes"}
+
+
+def _request_logging(rl: Any) -> dict[str, Any]:
+    prefix = "data_collector.request_logging"
+    _mapping(rl, prefix)
+    _known(rl, _REQUEST_LOGGING_KEYS, prefix + ".")
+    out: dict[str, Any] = {}
+    headers = rl.get("capture_headers") or []
+    if not isinstance(headers, list) or not all(isinstance(h, str) and h for h in headers):
+        raise ConfigError(f"{prefix}.capture_headers must be a list of header names")
+    out["capture_headers"] = tuple(
+        h.lower() for h in headers if h.lower() not in FORBIDDEN_HEADERS
+    )
+    if "capture_query" in rl:
+        out["capture_query"] = _bool(rl["capture_query"], prefix + ".capture_query")
+    for name in ("inline_limit_bytes", "max_body_bytes"):
+        if name in rl:
+            out[name] = _size(rl[name], f"{prefix}.{name}")
+    return out
+
+
+_REDACTION_KEYS = {"mask", "hash", "mask_value", "hash_key_env"}
+_REDACTION_RULE_KEYS = {"fields", "columns"}
+
+
+def _redaction(spec: Any) -> Redactor:
+    _mapping(spec, "redaction")
+    _known(spec, _REDACTION_KEYS, "redaction.")
+    rules: dict[str, list[str]] = {}
+    for action in ("mask", "hash"):
+        block = spec.get(action) or {}
+        _mapping(block, f"redaction.{action}")
+        _known(block, _REDACTION_RULE_KEYS, f"redaction.{action}.")
+        for what in ("fields", "columns"):
+            key = f"redaction.{action}.{what}"
+            names = block.get(what) or []
+            if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+                raise ConfigError(f"{key} must be a list of non-empty strings")
+            rules[f"{action}_{what}"] = names
+    mask_value = spec.get("mask_value", "***")
+    if not isinstance(mask_value, str):
+        raise ConfigError("redaction.mask_value must be a string")
+    hash_key = None
+    if spec.get("hash_key_env") is not None:
+        env_name = spec["hash_key_env"]
+        if not isinstance(env_name, str) or not env_name:
+            raise ConfigError("redaction.hash_key_env must name an environment variable")
+        value = os.environ.get(env_name)
+        if not value:
+            raise ConfigError(f"redaction.hash_key_env: environment variable {env_name} is not set")
+        hash_key = value.encode()
+    try:
+        return Redactor(**rules, mask_value=mask_value, hash_key=hash_key)
+    except ValueError as e:
+        raise ConfigError(f"redaction: {e}") from None
 
 
 def _collection(spec: Any, key: str) -> CollectionConfig:
@@ -245,6 +309,13 @@ def _rate(value: Any, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise ConfigError(f"{key} must be a number from 0 to 1, not {value!r}")
     return float(value)
+
+
+def _size(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_BYTES_SETTING:
+        raise ConfigError(f"{key} must be a number of bytes from 0 to {_MAX_BYTES_SETTING}, "
+                          f"not {value!r}")
+    return value
 
 
 def _bool(value: Any, key: str) -> bool:

@@ -1,0 +1,435 @@
+"""What the ASGI and WSGI middlewares share: one HTTP exchange being captured.
+
+An `Exchange` chooses the correlation id, holds bounded copies of the request and
+response bodies and the allow-listed headers, and at the end emits the `request` and
+`response` records through the ordinary `Collector`. The server-specific modules only
+translate their protocol into calls on it. No method raises: collection trouble is
+logged (rate-limited) and the exchange carries on without capture.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import IO, Any
+
+from .. import attributes as A
+from ..collector import Collector
+from ..config import FORBIDDEN_HEADERS, Config
+from ..context import BasicCorrelationContext
+from ..pipeline import get_pipeline
+
+_log = logging.getLogger("otel_collector_ext.middleware")
+
+REQUEST_ID_HEADER = "x-request-id"
+TRACEPARENT_HEADER = "traceparent"
+MAX_REQUEST_ID_LENGTH = 128
+# Starts with a letter or digit; no '/', '\\', spaces or control characters, so an id
+# can never name another path, split a log line or forge a header.
+_REQUEST_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:\-]{{0,{MAX_REQUEST_ID_LENGTH - 1}}}")
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+MAX_HEADER_VALUE = 4096  # characters kept of a captured header value
+MAX_PATH = 4096  # characters kept of a path or query string
+
+# Flags on records; documented in docs/payload-logging.md.
+FLAG_TRUNCATED = "truncated"  # bytes beyond max_body_bytes were not recorded
+FLAG_INCOMPLETE = "incomplete"  # the body recorded is not the whole body
+FLAG_CLIENT_DISCONNECT = "client_disconnect"
+FLAG_APP_ERROR = "app_error"  # the application raised
+FLAG_STREAMED = "streamed"  # the response body was sent in several chunks
+FLAG_REQUEST_ID_INVALID = "request_id_invalid"  # x-request-id rejected; an id was generated
+FLAG_HEADER_TRUNCATED = "header_truncated"
+FLAG_BODY_NOT_CAPTURED = "body_not_captured"  # sent by the server from a file
+
+_REQUEST = Collector(name="request", on_error=lambda e: _log.warning("request record: %s", e))
+_RESPONSE = Collector(name="response", on_error=lambda e: _log.warning("response record: %s", e))
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(what: str, error: BaseException) -> None:
+    with _warned_lock:
+        if what in _warned:
+            return
+        _warned.add(what)
+    _log.warning("payload logging: %s failed (%s: %s); the request is served without capture",
+                 what, type(error).__name__, error)
+
+
+def correlation_id(request_id: str | None, traceparent: str | None) -> tuple[str, bool]:
+    """(the id of this exchange, whether a client's x-request-id was rejected).
+
+    A valid x-request-id wins; else a W3C traceparent gives `<trace-id>-<parent-id>`
+    (unique per client call, so two calls of one trace never merge); else a UUID.
+    """
+    if request_id is not None:
+        request_id = request_id.strip()
+        if _REQUEST_ID.fullmatch(request_id):
+            return request_id, False
+    if traceparent is not None:
+        match = _TRACEPARENT.fullmatch(traceparent.strip())
+        if (match and match[1] != "ff" and match[2].strip("0") and match[3].strip("0")):
+            return f"{match[2]}-{match[3]}", request_id is not None
+    return str(uuid.uuid4()), request_id is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The payload-logging part of a Config, in the form the hot path wants."""
+
+    capture_headers: frozenset[str]
+    capture_query: bool
+    memory_limit: int
+    max_body: int
+    # Request headers an exchange must look at: the allow-list plus those it interprets.
+    wanted: frozenset[str]
+
+    @classmethod
+    def of(cls, config: Config) -> Settings:
+        capture = frozenset(h.lower() for h in config.capture_headers) - FORBIDDEN_HEADERS
+        return cls(
+            capture_headers=capture,
+            capture_query=config.capture_query,
+            memory_limit=config.inline_limit_bytes,
+            max_body=config.max_body_bytes,
+            wanted=capture | {REQUEST_ID_HEADER, TRACEPARENT_HEADER, "content-type",
+                              "content-length", "transfer-encoding"},
+        )
+
+
+_settings_cache: tuple[Config, Settings] | None = None
+
+
+def settings_for(config: Config) -> Settings:
+    """`Settings.of(config)`, computed once per configuration."""
+    global _settings_cache
+    cached = _settings_cache
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    settings = Settings.of(config)
+    _settings_cache = (config, settings)
+    return settings
+
+
+def wanted_headers() -> frozenset[str]:
+    """Lower-case request header names the middleware reads (for WSGI environ lookups)."""
+    try:
+        return settings_for(get_pipeline().config).wanted
+    except Exception:
+        return frozenset({REQUEST_ID_HEADER, TRACEPARENT_HEADER})
+
+
+class BodyBuffer:
+    """A bounded copy of a body: in memory up to `memory_limit`, then in a temporary file.
+
+    Bytes beyond `max_body` are counted but not kept. The file is created only when a
+    body outgrows the memory limit, and is deleted by `close()`.
+    """
+
+    __slots__ = ("memory_limit", "max_body", "size", "kept", "chunks", "_chunks", "_file")
+
+    def __init__(self, memory_limit: int, max_body: int) -> None:
+        self.memory_limit = memory_limit
+        self.max_body = max_body
+        self.size = 0  # bytes seen
+        self.kept = 0  # bytes recorded
+        self.chunks = 0
+        self._chunks: list[bytes] = []
+        self._file: IO[bytes] | None = None
+
+    @property
+    def truncated(self) -> bool:
+        return self.kept < self.size
+
+    @property
+    def in_memory(self) -> int:
+        """Bytes held in memory right now (never more than the memory limit)."""
+        return 0 if self._file is not None else self.kept
+
+    @property
+    def spilled(self) -> bool:
+        return self._file is not None
+
+    def add(self, data: bytes) -> None:
+        if not data:
+            return
+        if type(data) is not bytes:  # a memoryview or bytearray may change after send
+            data = bytes(data)
+        self.size += len(data)
+        self.chunks += 1
+        room = self.max_body - self.kept
+        if room <= 0:
+            return
+        if len(data) > room:
+            data = data[:room]
+        if self._file is None:
+            if self.kept + len(data) <= self.memory_limit:
+                self._chunks.append(data)
+                self.kept += len(data)
+                return
+            # Closed in close(), which every exchange reaches through finish().
+            self._file = tempfile.TemporaryFile(prefix="otel-collector-body-")  # noqa: SIM115
+            for chunk in self._chunks:
+                self._file.write(chunk)
+            self._chunks = []
+        self._file.write(data)
+        self.kept += len(data)
+
+    def value(self) -> bytes:
+        """The recorded bytes (read back from the file if the body spilled)."""
+        if self._file is None:
+            return self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        self._file.seek(0)
+        return self._file.read()
+
+    def close(self) -> None:
+        self._chunks = []
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _cap(value: str, limit: int, flags: list[str], flag: str) -> str:
+    if len(value) <= limit:
+        return value
+    if flag not in flags:
+        flags.append(flag)
+    return value[:limit]
+
+
+class Exchange:
+    """One request/response pair: its correlation context and what is captured of it.
+
+    Create it with `Exchange.begin()` when the request arrives, feed it the body
+    chunks and the response start as they pass, and call `finish()` once at the end.
+    """
+
+    __slots__ = (
+        "context", "request_id", "settings", "_started", "_method", "_path", "_query",
+        "_request_headers", "_request_type", "_request_length", "_request_body",
+        "_request_complete", "_response_body", "_response_headers", "_response_type",
+        "_status", "response_started", "response_complete", "_latency_ms", "_flags",
+        "_request_flags", "_response_flags", "_finished",
+    )
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        self.context = BasicCorrelationContext(request_id)
+        self.settings: Settings | None = None  # None: nothing is captured
+        self._started = time.perf_counter()
+        self._flags: list[str] = []  # flags of both records
+        self._request_flags: list[str] = []
+        self._response_flags: list[str] = []
+        self._request_body: BodyBuffer | None = None
+        self._response_body: BodyBuffer | None = None
+        self._method = self._path = ""
+        self._query: str | None = None
+        self._request_headers: dict[str, str] = {}
+        self._request_type: str | None = None
+        self._request_length: int | None = None
+        self._request_complete = False
+        self._response_headers: dict[str, str] = {}
+        self._response_type: str | None = None
+        self.response_started = False
+        self.response_complete = False
+        self._status: int | None = None
+        self._latency_ms: float | None = None
+        self._finished = False
+
+    @classmethod
+    def begin(
+        cls,
+        method: str,
+        path: str,
+        query: str,
+        headers: Iterable[tuple[str, str]],
+    ) -> Exchange:
+        """Start an exchange; `headers` are (lower-case name, value) pairs of the request.
+
+        Only the names in `wanted_headers()` are looked at; others may be left out.
+        """
+        try:
+            pipeline = get_pipeline()
+            config = pipeline.config
+            settings = settings_for(config)
+        except Exception as e:  # a broken configuration must not break serving
+            _warn_once("reading the configuration", e)
+            pipeline = settings = None
+        found: dict[str, str] = {}
+        wanted = settings.wanted if settings else (REQUEST_ID_HEADER, TRACEPARENT_HEADER)
+        for name, value in headers:
+            if name in wanted:
+                found[name] = f"{found[name]}, {value}" if name in found else value
+        cid, rejected = correlation_id(found.get(REQUEST_ID_HEADER), found.get(TRACEPARENT_HEADER))
+        exchange = cls(cid)
+        if rejected:
+            exchange._flags.append(FLAG_REQUEST_ID_INVALID)
+        if pipeline is None or settings is None:
+            return exchange
+        try:
+            sampler = pipeline.sampler
+            want_request = (config.collection("request") is not None
+                            and sampler.should_sample("request", cid))
+            want_response = (config.collection("response") is not None
+                             and sampler.should_sample("response", cid))
+            if not (want_request or want_response):
+                return exchange
+            exchange.settings = settings
+            flags = exchange._flags
+            exchange._method = _cap(method, 32, flags, FLAG_HEADER_TRUNCATED)
+            exchange._path = _cap(path, MAX_PATH, flags, FLAG_HEADER_TRUNCATED)
+            exchange._query = (_cap(query, MAX_PATH, flags, FLAG_HEADER_TRUNCATED)
+                               if settings.capture_query and query else None)
+            exchange._request_headers = exchange._captured(found.items())
+            exchange._request_type = found.get("content-type")
+            length = found.get("content-length", "")
+            exchange._request_length = int(length) if length.isdigit() else None
+            # A request with neither Content-Length nor Transfer-Encoding has no body.
+            exchange._request_complete = exchange._request_length == 0 or (
+                exchange._request_length is None and "transfer-encoding" not in found)
+            if want_request:
+                exchange._request_body = BodyBuffer(settings.memory_limit, settings.max_body)
+            if want_response:
+                exchange._response_body = BodyBuffer(settings.memory_limit, settings.max_body)
+        except Exception as e:
+            _warn_once("starting a capture", e)
+            exchange.settings = None
+        return exchange
+
+    def _captured(self, headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+        assert self.settings is not None
+        allowed = self.settings.capture_headers
+        out: dict[str, str] = {}
+        for name, value in headers:
+            if name in allowed and name not in FORBIDDEN_HEADERS:
+                key = A.HTTP_HEADERS_PREFIX + name
+                value = f"{out[key]}, {value}" if key in out else value
+                out[key] = _cap(value, MAX_HEADER_VALUE, self._flags, FLAG_HEADER_TRUNCATED)
+        return out
+
+    @property
+    def capturing(self) -> bool:
+        return self.settings is not None
+
+    # -- events, in the order a server sees them -------------------------------
+
+    def request_body(self, data: bytes, more: bool) -> None:
+        """A chunk of the request body as the application reads it."""
+        buffer = self._request_body
+        if buffer is not None:
+            try:
+                buffer.add(data)
+            except Exception as e:
+                self._stop_capture("buffering a request body", e)
+        if not more:
+            self._request_complete = True
+
+    def response_start(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
+        """The response status line and headers ((lower-case name, value) pairs)."""
+        self.response_started = True
+        self._status = status
+        if self.settings is None:
+            return
+        try:
+            headers = list(headers)
+            self._response_headers = self._captured(headers)
+            self._response_type = next((v for n, v in headers if n == "content-type"), None)
+        except Exception as e:
+            self._stop_capture("reading response headers", e)
+
+    def response_body(self, data: bytes, more: bool) -> None:
+        """A chunk of the response body, as it goes to the client."""
+        buffer = self._response_body
+        if buffer is not None:
+            try:
+                buffer.add(data)
+            except Exception as e:
+                self._stop_capture("buffering a response body", e)
+        if not more and not self.response_complete:
+            self.response_complete = True
+            self._latency_ms = (time.perf_counter() - self._started) * 1000.0
+
+    def flag(self, flag: str, *, request: bool = True, response: bool = True) -> None:
+        """Mark the request record, the response record or both."""
+        for flags, wanted in ((self._request_flags, request), (self._response_flags, response)):
+            if wanted and flag not in flags:
+                flags.append(flag)
+
+    def client_disconnected(self) -> None:
+        """The client went away; harmless once the response is complete."""
+        if not self.response_complete:
+            self.flag(FLAG_CLIENT_DISCONNECT)
+
+    def _stop_capture(self, what: str, error: BaseException) -> None:
+        _warn_once(what, error)
+        self.settings = None
+        self._close_buffers()
+
+    # -- the end --------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Emit the request and response records (once); never raises."""
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            if self.settings is not None:
+                self._emit()
+        except Exception as e:
+            _warn_once("emitting records", e)
+        finally:
+            self._close_buffers()
+
+    def _emit(self) -> None:
+        if self._latency_ms is None:
+            self._latency_ms = (time.perf_counter() - self._started) * 1000.0
+        common: dict[str, Any] = {A.HTTP_METHOD: self._method, A.HTTP_PATH: self._path}
+        if self._query is not None:
+            common[A.HTTP_QUERY] = self._query
+        if self._request_body is not None:
+            body = self._request_body
+            flags = self._request_flags
+            if not self._request_complete or (
+                self._request_length is not None and body.size < self._request_length
+            ):
+                flags.append(FLAG_INCOMPLETE)
+            attrs = {**common, **self._request_headers}
+            self._body_attributes(attrs, body, self._request_type, flags)
+            _REQUEST.collect(body.value(), self.context, attributes=attrs)
+        if self._response_body is not None:
+            body = self._response_body
+            flags = self._response_flags
+            if not self.response_complete and FLAG_BODY_NOT_CAPTURED not in flags:
+                flags.append(FLAG_INCOMPLETE)
+            if body.chunks > 1:
+                flags.append(FLAG_STREAMED)
+            attrs = {**common, **self._response_headers}
+            if self._status is not None:
+                attrs[A.HTTP_STATUS] = self._status
+            attrs[A.HTTP_LATENCY_MS] = round(self._latency_ms, 3)
+            self._body_attributes(attrs, body, self._response_type, flags)
+            _RESPONSE.collect(body.value(), self.context, attributes=attrs)
+
+    def _body_attributes(
+        self, attrs: dict[str, Any], body: BodyBuffer, content_type: str | None, flags: list[str]
+    ) -> None:
+        if content_type:
+            attrs[A.CONTENT_TYPE] = _cap(content_type, 256, flags, FLAG_HEADER_TRUNCATED)
+        attrs[A.BODY_SIZE] = body.size
+        if body.truncated:
+            attrs[A.BODY_TRUNCATED] = True
+            flags.append(FLAG_TRUNCATED)
+        all_flags = self._flags + flags
+        if all_flags:
+            attrs[A.FLAGS] = tuple(all_flags)
+
+    def _close_buffers(self) -> None:
+        for buffer in (self._request_body, self._response_body):
+            if buffer is not None:
+                buffer.close()
