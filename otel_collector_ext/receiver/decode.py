@@ -171,6 +171,8 @@ def _record(pb: PbLogRecord, max_depth: int) -> LogRecord:
             body = decode_body(body)
         except BodyError as e:
             raise _RecordError(str(e)) from None
+        except Exception:  # off the wire: whatever it is, it is this record's problem
+            raise _RecordError("undecodable body") from None
     return LogRecord(
         timestamp=pb.time_unix_nano or None,
         observed_timestamp=pb.observed_time_unix_nano or None,
@@ -198,7 +200,7 @@ def _attributes(pairs: Iterable[KeyValue], max_depth: int) -> dict[str, Any]:
 
 
 def value_to_python(value: AnyValue, max_depth: int, depth: int = 0) -> Any:
-    """An AnyValue as a Python value; _RecordError when nested deeper than `max_depth`."""
+    """An AnyValue as a Python value; RequestError when nested deeper than `max_depth`."""
     which = value.WhichOneof("value")
     if which == "string_value":
         return value.string_value
@@ -213,7 +215,8 @@ def value_to_python(value: AnyValue, max_depth: int, depth: int = 0) -> Any:
     if which is None:
         return None
     if depth >= max_depth:
-        raise _RecordError(f"value nested deeper than {max_depth} levels")
+        # Malformed or hostile rather than one bad record: the whole request is refused.
+        raise RequestError(f"a value is nested deeper than {max_depth} levels")
     if which == "array_value":
         return [value_to_python(v, max_depth, depth + 1) for v in value.array_value.values]
     if which == "kvlist_value":

@@ -40,6 +40,7 @@ HEALTH_PATHS = ("/health", "/healthz")
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _READ_CHUNK = 64 * 1024
+_DISCARD_LIMIT = 64 * 1024 * 1024
 
 HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 
@@ -111,6 +112,10 @@ class _Server(HTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    # The stdlib's own errors (bad request line, oversized headers): short and plain.
+    error_message_format = "%(code)d %(message)s\n"
+    error_content_type = "text/plain; charset=utf-8"
+    _body_read = False
 
     def version_string(self) -> str:
         return "otel-collector-ext"
@@ -161,6 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         owner = self.server.owner
         receiver = owner.receiver
+        self._body_read = False
         if self._path() != LOGS_PATH:
             self.close_connection = True
             self._reply(HTTPStatus.NOT_FOUND, b"", "text/plain")
@@ -181,6 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
                 request = (parse_json if as_json else parse_protobuf)(
                     body, max_depth=receiver.limits.max_depth)
             except RequestError as e:
+                receiver.refuse(Status.INVALID, str(e))
                 raise _Refused(HTTPStatus.BAD_REQUEST, str(e), close=False) from None
         except _Refused as refused:
             self._refused(refused, as_json)
@@ -205,6 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Refused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                            "Content-Encoding must be gzip, deflate or identity")
         if transfer == "chunked":
+            self._body_read = True  # a chunked body is never drained
             raw = self._read_chunked(limit)
         else:
             length_text = self.headers.get("Content-Length")
@@ -223,9 +231,23 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                                f"request body over {limit} bytes")
             raw = self._read_exactly(length)
+        self._body_read = True
         if encoding == "identity":
             return raw
         return self._decompress(raw, limit)
+
+    def _discard_body(self) -> None:
+        """Read (and drop) a modest unread body, so the client can finish sending and see
+        the answer instead of a broken pipe; a huge one is cut off."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return
+        if self._body_read or not 0 < length <= _DISCARD_LIMIT:
+            return
+        self._body_read = True
+        with contextlib.suppress(OSError, _Refused):
+            self._read_exactly(length)
 
     def _read_exactly(self, length: int) -> bytes:
         parts, remaining = [], length
@@ -297,6 +319,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _refused(self, refused: _Refused, as_json: bool) -> None:
         if refused.close:
             self.close_connection = True  # the body may be unread
+            self._discard_body()
         headers: dict[str, str] = {}
         code = 3
         if refused.status is HTTPStatus.UNAUTHORIZED:
