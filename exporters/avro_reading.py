@@ -1,37 +1,262 @@
-"""Reading our Avro files back into pandas, the inverse of the exporter's conversion."""
+"""Reading our Avro container files back: tolerant of crashed writers, strict about ownership.
+
+A container file is a header (magic, metadata, sync marker) followed by blocks,
+each ``count, size, data, sync``. A writer that crashed mid-append leaves a
+partial last block; a damaged disk may leave garbage in the middle. The block
+framing is walked here without decoding, so every block whose framing and sync
+marker are intact is read, damaged stretches are skipped up to the next sync
+marker, and each problem is reported with the byte range it covers. Files
+without our ``otel_collector_ext.*`` metadata, or that are not Avro at all, are
+refused with `ForeignFileError`: the caller decides to skip and warn.
+
+Frames are rebuilt by `exporters.tabular.restore_frames`; payload files
+(request/response, text, bytes, JSON) get explicit pandas dtypes first, so both
+shapes share one set of union and promotion rules.
+"""
 
 from __future__ import annotations
 
+import copy
 import io
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import fastavro
 import pandas as pd
 
-from .avro_schema import META_SHAPE, SHAPE_PAYLOAD, TIME
-from .tabular import restore_frames
+from .avro_schema import ENVELOPE_NAMES, META_SHAPE, NAMESPACE, SHAPE_PAYLOAD
+from .tabular import ATTR_ORIGINAL_NAME, ATTR_PANDAS_DTYPE, restore_frames
+
+MAGIC = b"Obj\x01"
+SYNC_SIZE = 16
+META_PREFIX = NAMESPACE + "."
+
+#: pandas dtypes of the payload record fields (see `avro_schema.PAYLOAD_FIELDS`).
+PAYLOAD_DTYPES = {
+    "kind": "str",
+    "method": "str",
+    "path": "str",
+    "query": "str",
+    "status": "Int64",
+    "latency_ms": "float64",
+    "headers": "object",
+    "content_type": "str",
+    "body": "object",
+    "body_ref": "str",
+    "body_size": "int64",
+    "truncated": "bool",
+    "flags": "object",
+}
+
+
+class ForeignFileError(ValueError):
+    """The file is not an Avro container written by this project."""
+
+
+@dataclass(frozen=True)
+class Header:
+    """The parsed header of a container file; `end` is the offset of the first block."""
+
+    schema: dict[str, Any]
+    metadata: dict[str, str]
+    codec: str
+    sync: bytes
+    end: int
+
+    @property
+    def shape(self) -> str | None:
+        """``tabular`` or ``payload`` for our files."""
+        return self.metadata.get(META_SHAPE)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One intact block: `count` records in bytes ``[offset, end)`` of the file."""
+
+    offset: int
+    end: int
+    count: int
+
+
+@dataclass(frozen=True)
+class Damage:
+    """Bytes ``[offset, end)`` that could not be read as blocks."""
+
+    offset: int
+    end: int
+
+
+@dataclass
+class Container:
+    """What was read from one file: header, records of the intact blocks, and problems."""
+
+    header: Header
+    records: list[dict[str, Any]]
+    problems: list[str] = field(default_factory=list)
+
+
+def _read_long(data: bytes, pos: int) -> tuple[int, int]:
+    """A zig-zag varint at `pos`: (value, position after it)."""
+    shift = result = 0
+    while True:
+        if pos >= len(data):
+            raise EOFError("unexpected end of file")
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("malformed varint")
+
+
+def parse_header(data: bytes) -> Header:
+    """The header of a container file; ForeignFileError unless it is one of ours."""
+    if data[:4] != MAGIC:
+        raise ForeignFileError("not an Avro container file")
+    meta: dict[str, bytes] = {}
+    try:
+        pos = 4
+        while True:
+            count, pos = _read_long(data, pos)
+            if count == 0:
+                break
+            if count < 0:  # a block of -count entries preceded by its size in bytes
+                count = -count
+                _, pos = _read_long(data, pos)
+            for _ in range(count):
+                key_len, pos = _read_long(data, pos)
+                key = data[pos:pos + key_len].decode("utf-8")
+                pos += key_len
+                value_len, pos = _read_long(data, pos)
+                meta[key] = data[pos:pos + value_len]
+                pos += value_len
+        sync = data[pos:pos + SYNC_SIZE]
+        if len(sync) < SYNC_SIZE or pos > len(data):
+            raise EOFError("unexpected end of file")
+        schema = json.loads(meta["avro.schema"])
+        codec = meta.get("avro.codec", b"null").decode("utf-8")
+        metadata = {k: v.decode("utf-8", "replace") for k, v in meta.items()}
+    except (EOFError, ValueError, KeyError, UnicodeDecodeError) as e:
+        raise ForeignFileError(f"unreadable Avro header ({type(e).__name__}: {e})") from None
+    if not any(k.startswith(META_PREFIX) for k in metadata):
+        raise ForeignFileError(f"an Avro file without {META_PREFIX}* metadata (not written by us)")
+    return Header(schema, metadata, codec, sync, pos + SYNC_SIZE)
+
+
+def iter_blocks(data: bytes, header: Header) -> Iterator[Block | Damage]:
+    """The blocks of a file in order, and the damaged stretches between them.
+
+    After damage, reading resumes after the next sync marker, so one bad block
+    costs only itself. A partial last block (a crashed writer's tail) is damage
+    running to the end of the file.
+    """
+    pos, size, sync = header.end, len(data), header.sync
+    while pos < size:
+        try:
+            count, p = _read_long(data, pos)
+            length, p = _read_long(data, p)
+            end = p + length + SYNC_SIZE
+            intact = count >= 0 and length >= 0 and end <= size and data[end - SYNC_SIZE:end] == sync
+        except (EOFError, ValueError):
+            intact = False
+        if intact:
+            yield Block(pos, end, count)
+            pos = end
+            continue
+        found = data.find(sync, pos)
+        if found < 0:
+            yield Damage(pos, size)
+            return
+        yield Damage(pos, found + SYNC_SIZE)
+        pos = found + SYNC_SIZE
+
+
+def count_records(data: bytes) -> tuple[int, list[str]]:
+    """Records in the intact blocks of a file, without decoding them; and the problems."""
+    header = parse_header(data)
+    total, problems = 0, []
+    for item in iter_blocks(data, header):
+        if isinstance(item, Block):
+            total += item.count
+        else:
+            problems.append(_damage_text(item, len(data)))
+    return total, problems
 
 
 def read_container(data: bytes) -> tuple[dict[str, Any], dict[str, str], list[dict[str, Any]]]:
-    """(writer schema, file metadata, records) of one Avro container file."""
+    """(writer schema, file metadata, records) of one container file, strictly (raises on damage)."""
     reader = fastavro.reader(io.BytesIO(data))
     records = list(reader)
     return reader.writer_schema, dict(reader.metadata), records
 
 
+def read_tolerant(data: bytes) -> Container:
+    """Every record of the intact blocks of one of our files; ForeignFileError if not ours."""
+    header = parse_header(data)
+    items = list(iter_blocks(data, header))
+    if all(isinstance(i, Block) for i in items):
+        try:  # the common case: one fastavro pass over the whole file
+            return Container(header, list(fastavro.reader(io.BytesIO(data))))
+        except Exception:  # a block that frames well but does not decode: salvage below
+            pass
+    records: list[dict[str, Any]] = []
+    problems: list[str] = []
+    head = data[:header.end]
+    for item in items:
+        if isinstance(item, Damage):
+            problems.append(_damage_text(item, len(data)))
+            continue
+        try:
+            records.extend(fastavro.reader(io.BytesIO(head + data[item.offset:item.end])))
+        except Exception as e:  # skip this block, keep the others
+            problems.append(f"block at bytes {item.offset}-{item.end} does not decode "
+                            f"({type(e).__name__}: {e}); its {item.count} records skipped")
+    return Container(header, records, problems)
+
+
+def _damage_text(item: Damage, size: int) -> str:
+    where = "truncated or corrupt tail" if item.end == size else "corrupt stretch"
+    return f"{where} at bytes {item.offset}-{item.end} skipped"
+
+
+def _payload_schema_for_pandas(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a payload file's schema with the dtype attributes `restore_frame` applies."""
+    annotated = copy.deepcopy(schema)
+    for f in annotated["fields"]:
+        dtype = PAYLOAD_DTYPES.get(f["name"])
+        if f["name"] not in ENVELOPE_NAMES and dtype is not None:
+            f.setdefault(ATTR_ORIGINAL_NAME, f["name"])
+            f.setdefault(ATTR_PANDAS_DTYPE, dtype)
+    return annotated
+
+
+def pandas_schema(header: Header) -> dict[str, Any]:
+    """The schema `restore_frame` should use for a file (payload files get their dtypes)."""
+    if header.shape == SHAPE_PAYLOAD:
+        return _payload_schema_for_pandas(header.schema)
+    return header.schema
+
+
+def frame_from_containers(containers: Iterable[Container]) -> pd.DataFrame:
+    """One DataFrame from the files of one collection, whatever their schemas and shapes.
+
+    Files with the same schema are decoded as one part; parts are combined by
+    `exporters.tabular.restore_frames` (union of columns, promotion, nulls for
+    missing). Row order: by file, then within a file; callers sort as they need.
+    """
+    groups: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+    for c in containers:
+        schema = pandas_schema(c.header)
+        key = json.dumps(schema, sort_keys=True)
+        records, _ = groups.setdefault(key, ([], schema))
+        records.extend(c.records)
+    return restore_frames(list(groups.values()))
+
+
 def frame_from_files(files: Iterable[bytes]) -> pd.DataFrame:
     """One DataFrame from several container files of one collection (schemas may differ)."""
-    tabular: list[tuple[list[dict[str, Any]], dict[str, Any]]] = []
-    payload: list[dict[str, Any]] = []
-    for data in files:
-        schema, metadata, records = read_container(data)
-        if metadata.get(META_SHAPE) == SHAPE_PAYLOAD:
-            payload.extend(records)
-        else:
-            tabular.append((records, schema))
-    if payload and not tabular:
-        frame = pd.DataFrame.from_records(payload)
-        frame[TIME] = pd.to_datetime(frame[TIME], utc=True).astype("datetime64[us, UTC]")
-        return frame
-    return restore_frames(tabular)
+    return frame_from_containers(read_tolerant(data) for data in files)

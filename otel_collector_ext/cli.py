@@ -14,6 +14,10 @@ from collections.abc import Sequence
 COMMANDS: dict[str, str] = {
     "demo": "run an end-to-end demo on a local folder and print what was collected",
     "serve": "run the collector service: OTLP in, Avro files out",
+    "ls": "list endpoints, deployments, collections and partitions with files, rows and bytes",
+    "read": "print or write (CSV, JSON Lines, Parquet) a slice of a collection",
+    "stats": "rows per hour per collection; null rates and distributions per column",
+    "report": "write a self-contained HTML report with plots of what was collected",
 }
 
 
