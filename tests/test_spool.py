@@ -438,3 +438,16 @@ def test_metrics_are_exported_through_opentelemetry(azurite: Azurite, container_
     assert m[p + "spool.size"] == 0 and m[p + "spool.operations"] == 0
     assert m[p + "upload.retries"] == 0
     assert m[p + "dropped[spool_full]"] == 0 and m[p + "dropped[conflict]"] == 0
+
+
+def test_listing_during_an_outage_remembers_names_written_before(
+        azurite: Azurite, container_name: str, tmp_path: Path) -> None:
+    s = spool(blob(azurite, container_name), tmp_path)
+    s.append("d/i.0000.avro", b"old", expected_size=0)
+    assert s.drain(20)
+    s.close()
+    assert list(tmp_path.glob("slot-0/seg-*")) == []  # nothing left to replay
+    # The process restarts while storage is unreachable: the name is still known.
+    s2 = spool(down_blob(container_name), tmp_path)
+    assert [o.path for o in s2.list("d/i.")] == ["d/i.0000.avro"]
+    s2.close(timeout=0)

@@ -60,6 +60,8 @@ _APPEND, _PUT = 1, 2
 _SEG_PREFIX, _SEG_SUFFIX = "seg-", ".spool"
 _MAX_RECORD = 0xFFFF_FFFF - _BODY.size - 4096
 _MAX_KNOWN_SIZES = 10_000
+_MAX_INDEX = 20_000  # object names remembered per slot for listings while storage is down
+_INDEX = "names.idx"
 _UNKNOWN = object()
 
 
@@ -281,6 +283,8 @@ class SpooledStorage(Storage):
         self._active_fd: int | None = None
         self._active_size = 0
         self._next_seg = 1
+        self._indexed: dict[str, None] = {}
+        self._index_fd = self._load_index()
         self._recover()
         _register_metrics(self)
         self._thread = threading.Thread(target=self._run, name=f"spool-uploader-{self.slot.name}",
@@ -350,8 +354,18 @@ class SpooledStorage(Storage):
         return base
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Stored objects and objects that exist only in the spool so far."""
-        found = {o.path: o.size for o in self.inner.list(prefix)}
+        """Stored objects and objects that exist only in the spool so far.
+
+        While the storage cannot be listed, the names this spool slot has ever accepted
+        stand in (sizes of already uploaded ones are then best effort), so a writer
+        starting during an outage does not reuse the name of an object it wrote before."""
+        try:
+            found = {o.path: o.size for o in self.inner.list(prefix)}
+        except StorageError as e:
+            with self._cond:
+                found = {p: self._sizes.get(p, 0) for p in self._indexed if p.startswith(prefix)}
+            log.warning("cannot list %s (%s); using the %d names spool %s remembers",
+                        prefix or "/", e, len(found), self.slot)
         with self._cond:
             for path in self._pending:
                 if path.startswith(prefix):
@@ -406,6 +420,7 @@ class SpooledStorage(Storage):
             if self._active_fd is not None:
                 os.close(self._active_fd)
                 self._active_fd = None
+            os.close(self._index_fd)
             os.close(self._lock_fd)
         _SPOOLS.discard(self)
         self.inner.close()
@@ -502,6 +517,7 @@ class SpooledStorage(Storage):
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, start)
             raise StorageError(f"cannot write to spool {self.slot}: {e}") from None
+        self._remember(path)
         key = (self.slot, self._active)
         op = _Op(kind, path, expected, len(data), self.slot, self._active,
                  start + _HEADER.size + len(head), time.monotonic())
@@ -522,6 +538,41 @@ class SpooledStorage(Storage):
         self._active, self._active_fd, self._active_size = n, fd, 0
         self._seg_sizes[(self.slot, n)] = 0
         self._outstanding.setdefault((self.slot, n), 0)
+
+    def _load_index(self) -> int:
+        """Open this slot's name index, merging adopted slots' and compacting when long."""
+        index = self.slot / _INDEX
+        names: dict[str, None] = {}
+        for log_dir in [*self._adopted, self.slot]:
+            try:
+                text = (log_dir / _INDEX).read_text(encoding="utf-8", errors="replace")
+            except FileNotFoundError:
+                continue
+            # A torn last line (no newline) is dropped: its name is also in a segment.
+            for line in text.split("\n")[:-1]:
+                if line:
+                    names.pop(line, None)
+                    names[line] = None
+        keep = list(names)[-_MAX_INDEX:]
+        if len(keep) != len(names) or self._adopted or not index.exists():
+            tmp = index.with_suffix(".tmp")
+            tmp.write_text("".join(f"{n}\n" for n in keep), encoding="utf-8")
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, index)
+            _fsync_dir(self.slot)
+        self._indexed = dict.fromkeys(keep)
+        return os.open(index, os.O_WRONLY | os.O_APPEND)
+
+    def _remember(self, path: str) -> None:
+        if path in self._indexed:
+            return
+        os.write(self._index_fd, f"{path}\n".encode())
+        _datasync(self._index_fd)
+        self._indexed[path] = None
+        if len(self._indexed) > 2 * _MAX_INDEX:
+            for old in list(self._indexed)[:_MAX_INDEX]:
+                del self._indexed[old]
 
     def _enqueue(self, op: _Op) -> None:
         queue = self._pending.get(op.path)
@@ -603,6 +654,7 @@ class SpooledStorage(Storage):
                          pos + _HEADER.size + _BODY.size + plen, 0.0)
                 self._enqueue(op)
                 self._sizes[op_path] = op.end
+                self._remember(op_path)
                 pos += _HEADER.size + length
             if pos < size:
                 if last:
