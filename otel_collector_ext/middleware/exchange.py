@@ -214,6 +214,7 @@ class Exchange:
         "context", "request_id", "settings", "_started", "_method", "_path", "_query",
         "_request_headers", "_request_type", "_request_length", "_request_body",
         "_request_complete", "_response_body", "_response_headers", "_response_type",
+        "_response_length", "_response_sent",
         "_status", "response_started", "response_complete", "_latency_ms", "_flags",
         "_request_flags", "_response_flags", "_finished",
     )
@@ -236,6 +237,8 @@ class Exchange:
         self._request_complete = False
         self._response_headers: dict[str, str] = {}
         self._response_type: str | None = None
+        self._response_length: int | None = None  # the response's Content-Length
+        self._response_sent = 0
         self.response_started = False
         self.response_complete = False
         self._status: int | None = None
@@ -322,7 +325,7 @@ class Exchange:
     def request_body(self, data: bytes, more: bool) -> None:
         """A chunk of the request body as the application reads it."""
         buffer = self._request_body
-        if buffer is not None:
+        if buffer is not None and not self._finished:
             try:
                 buffer.add(data)
             except Exception as e:
@@ -340,20 +343,32 @@ class Exchange:
             headers = list(headers)
             self._response_headers = self._captured(headers)
             self._response_type = next((v for n, v in headers if n == "content-type"), None)
+            length = next((v for n, v in headers if n == "content-length"), "").strip()
+            self._response_length = int(length) if length.isdigit() else None
         except Exception as e:
             self._stop_capture("reading response headers", e)
 
     def response_body(self, data: bytes, more: bool) -> None:
-        """A chunk of the response body, as it goes to the client."""
+        """A chunk of the response body, before it goes to the client.
+
+        The chunk that completes the response (the last one, or the one reaching the
+        Content-Length) emits the records before it is sent, so a client holding the
+        whole response knows its records are already queued.
+        """
+        if self._finished:
+            return
         buffer = self._response_body
         if buffer is not None:
             try:
                 buffer.add(data)
             except Exception as e:
                 self._stop_capture("buffering a response body", e)
-        if not more and not self.response_complete:
+        self._response_sent += len(data)
+        length = self._response_length
+        if not more or (length is not None and self._response_sent >= length):
             self.response_complete = True
             self._latency_ms = (time.perf_counter() - self._started) * 1000.0
+            self.finish()
 
     def flag(self, flag: str, *, request: bool = True, response: bool = True) -> None:
         """Mark the request record, the response record or both."""
