@@ -379,10 +379,7 @@ def convert_frames(
     lengths = [len(f) for f in frames]
     columns = frames[0].columns
     first_names = columns.tolist()
-    if all(
-        f.columns is columns or f.columns.tolist() == first_names or f.columns.equals(columns)
-        for f in frames[1:]
-    ):
+    if all(_same_columns(f.columns, columns, first_names) for f in frames[1:]):
         gathered = _gather_columns(frames, len(columns))
     else:
         if not all(f.columns.is_unique for f in frames):
@@ -456,25 +453,48 @@ def _gather_columns(frames: Sequence[pd.DataFrame], ncols: int) -> list[_Column]
     return [_concat_column([cols[j] for cols in per_frame]) for j in range(ncols)]
 
 
+def _same_columns(cols: pd.Index, first: pd.Index, first_names: list[Any]) -> bool:
+    if cols is first:
+        return True
+    # pyarrow-backed str Index: comparing the Arrow arrays skips making Python strings.
+    left = getattr(cols.array, "_pa_array", None)
+    right = getattr(first.array, "_pa_array", None)
+    if left is not None and right is not None and left.equals(right):
+        return True
+    return cols.tolist() == first_names or cols.equals(first)
+
+
+def _block_layout(df: pd.DataFrame) -> tuple[list[Any], list[Any]]:
+    """(where each block's columns sit, each block's values) of a frame."""
+    where = []
+    values = []
+    for blk in df._mgr.blocks:
+        ix = blk.mgr_locs.indexer  # a slice, or an array of column positions
+        where.append(ix.tobytes() if isinstance(ix, np.ndarray) else ix)
+        values.append(blk.values)
+    return where, values
+
+
 def _gather_blocks(frames: Sequence[pd.DataFrame], ncols: int) -> list[_Column] | None:
     """Concatenate block by block; None when the frames' block layouts differ."""
-    mgr = frames[0]._mgr
-    blknos, blklocs = mgr.blknos, mgr.blklocs
-    if len(blknos) != ncols:
-        return None
-    layout = (blknos.tobytes(), blklocs.tobytes())
-    per_block = [[blk.values] for blk in mgr.blocks]
-    nblocks = len(per_block)
+    layout, first_values = _block_layout(frames[0])
+    per_block = [[v] for v in first_values]
     for f in frames[1:]:
-        m = f._mgr
-        blocks = m.blocks
-        if len(blocks) != nblocks or (m.blknos.tobytes(), m.blklocs.tobytes()) != layout:
+        where, values = _block_layout(f)
+        if where != layout:
             return None
-        for parts, blk in zip(per_block, blocks, strict=True):
-            parts.append(blk.values)
+        for parts, v in zip(per_block, values, strict=True):
+            parts.append(v)
+    source: list[tuple[int, int] | None] = [None] * ncols
+    for b, blk in enumerate(frames[0]._mgr.blocks):
+        for k, pos in enumerate(blk.mgr_locs.as_array.tolist()):
+            source[pos] = (b, k)
+    if any(src is None for src in source):
+        return None
     merged = [_concat_block(parts) for parts in per_block]
+    total = sum(len(f) for f in frames)
     out: list[_Column] = []
-    for b, k in zip(blknos.tolist(), blklocs.tolist(), strict=True):
+    for b, k in source:  # type: ignore[misc]
         m = merged[b]
         if m is None:  # dtypes differ between frames inside this block: column by column
             out.append(_concat_column([p[k] if p.ndim == 2 else p for p in per_block[b]]))
@@ -483,7 +503,7 @@ def _gather_blocks(frames: Sequence[pd.DataFrame], ncols: int) -> list[_Column] 
         else:
             col = m[k] if m.ndim == 2 else m
             out.append((col, str(col.dtype)))
-    if any(len(col) != sum(len(f) for f in frames) for col, _ in out[:1]):
+    if any(len(col) != total for col, _ in out):
         return None
     return out
 
