@@ -20,15 +20,16 @@ __all__ = [
     "configure",
     "correlation_scope",
     "flush",
+    "join_inputs_outputs",
     "load",
     "shutdown",
     "stats",
 ]
 
 
-def __getattr__(name: str):  # load() pulls in the readers only when asked for
-    if name == "load":
-        from .readback import load
+def __getattr__(name: str):  # the readers are imported only when asked for
+    if name in ("load", "join_inputs_outputs"):
+        from . import readback
 
-        return load
+        return getattr(readback, name)
     raise AttributeError(name)

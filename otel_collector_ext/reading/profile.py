@@ -199,7 +199,14 @@ def compare(name: str, baseline: pd.Series, current: pd.Series, bins: int = 20) 
             lo, hi = values.min(), values.max()
         if lo == hi:
             lo, hi = lo - 0.5, hi + 0.5
-        edges = np.linspace(lo, hi, bins + 1)
+        if pd.api.types.is_integer_dtype(both.dtype):
+            # Whole-number bins centred on the integers, so no bin catches one value more.
+            width = max(1, math.ceil((hi - lo + 1) / bins))
+            bins = math.ceil((hi - lo + 1) / width)
+            edges = lo - 0.5 + width * np.arange(bins + 1)
+            hi = edges[-1]
+        else:
+            edges = np.linspace(lo, hi, bins + 1)
         # Values beyond the trimmed range land in the edge bins rather than stretching the axis.
         base = _fractions(np.histogram(b.clip(lo, hi), edges)[0])
         cur = _fractions(np.histogram(c.clip(lo, hi), edges)[0])
