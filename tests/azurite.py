@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -42,7 +43,8 @@ class Azurite:
     ACCOUNT = ACCOUNT
     ACCOUNT_KEY = ACCOUNT_KEY
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, *,
+                 tls: tuple[Path, Path] | None = None, oauth: bool = False) -> None:
         if not AZURITE_BIN.exists():
             pytest.fail(
                 f"Azurite is not installed ({AZURITE_BIN} is missing): run `npm ci` in {ROOT}",
@@ -50,12 +52,15 @@ class Azurite:
             )
         self.data_dir = data_dir
         self.port = port or free_port()
+        self.tls = tls  # (certificate, key) in PEM: serve HTTPS
+        self.oauth = oauth  # accept bearer tokens (Azurite's "basic" check: no signature)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "azurite.log"
 
     @property
     def account_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{ACCOUNT}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/{ACCOUNT}"
 
     @property
     def connection_string(self) -> str:
@@ -69,10 +74,15 @@ class Azurite:
         if self.proc is not None and self.proc.poll() is None:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
+                "--location", str(self.data_dir), "--skipApiVersionCheck", "--loose", "--silent"]
+        if self.tls:
+            args += ["--cert", str(self.tls[0]), "--key", str(self.tls[1])]
+        if self.oauth:
+            args += ["--oauth", "basic"]
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         self.proc = subprocess.Popen(
-            [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
-             "--location", str(self.data_dir), "--skipApiVersionCheck", "--loose", "--silent"],
+            args,
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.data_dir,
         )
         log.close()
@@ -86,7 +96,11 @@ class Azurite:
                 pytest.fail(f"azurite-blob did not answer within {timeout}s:\n{self._log_tail()}")
 
     def _answers(self) -> bool:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=0.5)
+        if self.tls:
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                "127.0.0.1", self.port, timeout=0.5, context=ssl._create_unverified_context())
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=0.5)
         try:
             conn.request("GET", f"/{ACCOUNT}?comp=list")
             conn.getresponse().read()
@@ -146,8 +160,8 @@ def azurite_factory(tmp_path: Path) -> Iterator[type[Azurite]]:
     """Private Azurite instances (for outage tests), stopped after the test."""
     started: list[Azurite] = []
 
-    def make(port: int | None = None) -> Azurite:
-        server = Azurite(tmp_path / f"azurite-{len(started)}", port)
+    def make(port: int | None = None, **kw: object) -> Azurite:
+        server = Azurite(tmp_path / f"azurite-{len(started)}", port, **kw)  # type: ignore[arg-type]
         started.append(server)
         server.start()
         return server

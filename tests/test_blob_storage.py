@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import sys
 from datetime import UTC, datetime, timedelta
@@ -329,3 +330,123 @@ def test_open_storage_dispatch(azurite: Azurite, container_name: str, tmp_path) 
     with pytest.raises(ValueError, match="mode"):
         open_storage(f"az://{container_name}", connection_string=azurite.connection_string,
                      spool=False, mode="page")
+
+
+# -- Microsoft Entra ID tokens -------------------------------------------------------------
+# Azurite checks bearer tokens ("--oauth basic": issuer, audience, lifetime; no signature)
+# over HTTPS. The only stand-in is the cloud identity endpoint: a local HTTP server that
+# answers like App Service's managed identity endpoint (IDENTITY_ENDPOINT/IDENTITY_HEADER),
+# so the real DefaultAzureCredential → ManagedIdentityCredential code path runs.
+
+
+def _self_signed(tmp_path):  # noqa: ANN001, ANN202
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.TraditionalOpenSSL,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def _unsigned_jwt(audience: str) -> str:
+    import base64
+    import json
+    import time
+
+    def part(obj: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    now = int(time.time())
+    claims = {"aud": audience, "iss": "https://sts.windows.net/00000000-0000-0000-0000-000000000001/",
+              "iat": now - 60, "nbf": now - 60, "exp": now + 3600, "oid": "test-identity"}
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.c2ln"
+
+
+@pytest.fixture
+def identity_endpoint(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """A stand-in for the App Service managed identity endpoint; yields the requests it got."""
+    import json
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from urllib.parse import parse_qs, urlparse
+
+    seen: list[dict] = []
+    state = {"audience": "https://storage.azure.com"}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            query = parse_qs(urlparse(self.path).query)
+            seen.append({"query": query, "header": self.headers.get("X-IDENTITY-HEADER")})
+            body = json.dumps({"access_token": _unsigned_jwt(state["audience"]),
+                               "expires_on": str(int(time.time()) + 3600),
+                               "resource": query.get("resource", [""])[0],
+                               "token_type": "Bearer"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET",
+                 "AZURE_FEDERATED_TOKEN_FILE", "AZURE_USERNAME", "MSI_ENDPOINT", "MSI_SECRET",
+                 "IMDS_ENDPOINT", "IDENTITY_SERVER_THUMBPRINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IDENTITY_ENDPOINT", f"http://127.0.0.1:{server.server_port}/msi/token")
+    monkeypatch.setenv("IDENTITY_HEADER", "stand-in-header-secret")
+    yield seen, state
+    server.shutdown()
+    server.server_close()
+
+
+def test_default_azure_credential_authenticates_with_a_token(
+        azurite_factory, container_name: str, tmp_path, identity_endpoint,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    seen, state = identity_endpoint
+    cert, key = _self_signed(tmp_path)
+    server = azurite_factory(tls=(cert, key), oauth=True)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # trust the emulator's certificate
+    caplog.set_level(logging.DEBUG)
+    # Only the account URL: DefaultAzureCredential (here: its managed identity link).
+    s = BlobStorage(f"{server.account_url}/{container_name}/mi", retry=FAST)
+    assert type(s._owned_credential).__name__ == "DefaultAzureCredential"
+    assert s.append("t.avro", b"with a token", expected_size=0) == 12
+    assert s.read("t.avro") == b"with a token"
+    assert [o.path for o in s.list()] == ["t.avro"]
+    assert seen and seen[0]["query"]["resource"] == ["https://storage.azure.com"]
+    assert seen[0]["header"] == "stand-in-header-secret"
+    s.close()
+    # A token for another audience is refused: a clear, permanent error without the token.
+    state["audience"] = "https://vault.azure.net"
+    bad = BlobStorage(f"{server.account_url}/{container_name}/mi", retry=FAST,
+                      managed_identity_client_id="11111111-2222-3333-4444-555555555555")
+    with pytest.raises(StorageError) as info:
+        bad.append("u.avro", b"x", expected_size=0)
+    assert info.value.transient is False and "access denied" in str(info.value)
+    text = _all_text(info.value, bad, caplog)
+    assert not re.search(r"eyJ[\w-]+\.eyJ[\w-]+", text)  # no bearer token anywhere
+    assert "stand-in-header-secret" not in text
+    bad.close()
