@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-from exporters.storage import Storage, StorageError
+from exporters.storage import LocalStorage, Storage, StorageError
 
 from ..readback import ReadWarning, open_reader, time_range
 from ..reading.catalog import has_collection
@@ -126,14 +126,13 @@ def opened(args: argparse.Namespace) -> Iterator[Storage]:
     if options and not is_blob_destination(args.destination):
         raise UsageError("--connection-string, --sas-token, --account-key and "
                          "--managed-identity-client-id apply to Blob destinations only")
-    if not is_blob_destination(args.destination) and not os.path.isdir(
-        args.destination.removeprefix("file://")
-    ):
-        raise UsageError(f"destination {args.destination} is not a folder")
     try:
         storage = open_reader(args.destination, options)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if isinstance(storage, LocalStorage) and not storage.root.is_dir():
+        storage.close()
+        raise UsageError(f"destination {args.destination} is not a folder")
     try:
         yield storage
     finally:

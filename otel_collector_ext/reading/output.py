@@ -93,8 +93,6 @@ def write(frame: pd.DataFrame, fmt: str, target: str | IO[str] | IO[bytes]) -> N
     elif fmt == "jsonl":
         text.to_json(target, orient="records", lines=True, date_format="iso", date_unit="us",
                      force_ascii=False)
-        if not isinstance(target, str) and len(text):
-            target.write("\n")  # type: ignore[call-overload]
     elif fmt == "table":
         buf = io.StringIO()
         with pd.option_context("display.width", 200, "display.max_columns", 50,

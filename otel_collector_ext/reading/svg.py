@@ -40,7 +40,7 @@ def _fmt(value: float, percent: bool = False) -> str:
 
 
 def _mark(tag: str, tip: str, **attrs: object) -> str:
-    text = " ".join(f'{k.replace("_", "-")}="{escape(str(v))}"' for k, v in attrs.items())
+    text = " ".join(f'{k.rstrip("_").replace("_", "-")}="{escape(str(v))}"' for k, v in attrs.items())
     return f'<{tag} {text} data-tip="{escape(tip)}"><title>{escape(tip)}</title></{tag}>'
 
 
