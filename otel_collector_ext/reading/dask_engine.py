@@ -155,6 +155,7 @@ def dask_frame(
     workers: int | None = None,
 ) -> Any:
     """A lazy Dask DataFrame over `files`, one Dask partition per storage partition."""
+    import dask
     import dask.dataframe as dd
 
     from otel_collector_ext.readback import ReadWarning
@@ -187,7 +188,11 @@ def dask_frame(
         if path in headers:
             groups.setdefault(f.partition, []).append(path)
     if not groups:
-        return dd.from_pandas(meta, npartitions=1)
+        with dask.config.set({"dataframe.convert-string": False}):
+            return dd.from_pandas(meta, npartitions=1)
     reader = ReadPartition(root, fs_options, lo, hi, meta)
-    return dd.from_map(reader, list(groups.values()), meta=meta, label="otel-collector-ext-load",
-                       enforce_metadata=False)
+    # Dask's default turns object columns into strings, which would flatten the dicts,
+    # lists and bytes of payload and JSON columns; pandas' own str columns stay as they are.
+    with dask.config.set({"dataframe.convert-string": False}):
+        return dd.from_map(reader, list(groups.values()), meta=meta,
+                           label="otel-collector-ext-load", enforce_metadata=False)
