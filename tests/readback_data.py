@@ -11,11 +11,13 @@ deployment, ``green``, uses minute partitions.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pandas as pd
 
 import otel_collector_ext as oce
@@ -65,7 +67,7 @@ class Call:
 
 @dataclass
 class DataSet:
-    root: Path
+    root: Path | str  # a folder, or a Blob destination
     calls: list[Call] = field(default_factory=list)
     green_times: list[datetime] = field(default_factory=list)
 
@@ -95,14 +97,17 @@ def _inputs(i: int, when: datetime) -> pd.DataFrame:
     return pd.DataFrame(frame)
 
 
-def build(root: Path) -> DataSet:
-    """Collect the data set under `root` and return what was collected."""
+def build(root: Path | str, storage_options: dict[str, Any] | None = None,
+          hours: int = HOURS) -> DataSet:
+    """Collect the data set under `root` (a folder or a Blob destination reached with
+    `storage_options`) over its first `hours` hours and return what was collected."""
     data = DataSet(root)
-    oce.configure(local_config(root, batch={"max_queue_size": 100_000}))
+    exporter = {"type": "avro", "destination": str(root), "storage_options": storage_options or {}}
+    oce.configure(local_config(Path("."), exporter=exporter, batch={"max_queue_size": 100_000}))
     inputs, outputs = Collector(name="model_inputs"), Collector(name="model_outputs")
     request, response = Collector(name="request"), Collector(name="response")
     i = 0
-    for h in range(HOURS):
+    for h in range(hours):
         for offset in OFFSETS:
             when = FIRST_HOUR + timedelta(hours=h) + offset
             ctx = ExactContext(when, f"call-{i:04d}")
@@ -124,7 +129,7 @@ def build(root: Path) -> DataSet:
     assert oce.flush()
     oce.shutdown()
 
-    oce.configure(local_config(root, deployment="green",
+    oce.configure(local_config(Path("."), exporter=exporter, deployment="green",
                                data_collector={"rolling_rate": "minute"}))
     green = Collector(name="model_inputs")
     for k in range(5):
@@ -134,6 +139,11 @@ def build(root: Path) -> DataSet:
     assert oce.flush()
     oce.shutdown()
     return data
+
+
+def blocks_of(data: bytes) -> list[tuple[int, int, int]]:
+    """(offset, size, records) of each block of an Avro file, as fastavro sees them."""
+    return [(b.offset, b.size, b.num_records) for b in fastavro.block_reader(io.BytesIO(data))]
 
 
 def load(root: Path | str, collection: str, **kw: Any) -> pd.DataFrame:

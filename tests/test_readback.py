@@ -30,6 +30,7 @@ from .readback_data import (
     NOTE_HOUR,
     SCHEMA_CHANGE,
     DataSet,
+    blocks_of,
     load,
 )
 
@@ -231,9 +232,7 @@ def test_ground_truth_joins_like_an_inference_id(collected: DataSet) -> None:
 
 
 def _blocks(path: Path) -> list[tuple[int, int, int]]:
-    """(offset, size, records) of each block, read with fastavro."""
-    with open(path, "rb") as f:
-        return [(b.offset, b.size, b.num_records) for b in fastavro.block_reader(f)]
+    return blocks_of(path.read_bytes())
 
 
 def _copy(collected: DataSet, tmp_path: Path) -> Path:
