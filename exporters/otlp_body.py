@@ -577,11 +577,15 @@ def _compile(spec: Any, depth: int = 0) -> _Decoder:
 def _time_decoder(dtype: Any) -> _Decoder:
     if isinstance(dtype, pd.DatetimeTZDtype):
         unit, tz = f"M8[{dtype.unit}]", dtype.tz
+        simple_new = getattr(pd.arrays.DatetimeArray, "_simple_new", None)
 
         def decode(reader: _Reader, rows: int) -> Any:
-            naive = reader.take(_I8, rows).view(unit)
+            utc = reader.take(_I8, rows).view(unit)
+            if simple_new is not None:
+                # The array's own representation (UTC instants + zone): 1 µs, not 20.
+                return simple_new(utc, dtype=dtype)
             # Stored as UTC instants; localising the wall time would shift them.
-            return pd.DatetimeIndex(naive).tz_localize("UTC").tz_convert(tz).array
+            return pd.DatetimeIndex(utc).tz_localize("UTC").tz_convert(tz).array
 
         return decode
     if isinstance(dtype, np.dtype) and dtype.kind in "mM":
