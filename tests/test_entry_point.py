@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -31,7 +32,9 @@ def test_entry_point_is_registered() -> None:
 
 
 def test_auto_instrumentation_writes_avro(tmp_path: Path) -> None:
-    instrument = shutil.which("opentelemetry-instrument")
+    # The interpreter's own scripts folder first: the test venv's PATH is not activated.
+    beside = Path(sys.executable).parent / "opentelemetry-instrument"
+    instrument = str(beside) if beside.exists() else shutil.which("opentelemetry-instrument")
     assert instrument, "opentelemetry-instrument (opentelemetry-distro) is a test dependency"
     script = tmp_path / "score.py"
     script.write_text(SCRIPT)
@@ -39,7 +42,7 @@ def test_auto_instrumentation_writes_avro(tmp_path: Path) -> None:
                      OTEL_METRICS_EXPORTER="none",
                      OTEL_COLLECTOR_EXT_DESTINATION=str(tmp_path / "out"),
                      OTEL_COLLECTOR_EXT_AVRO_CODEC="null")
-    done = subprocess.run([instrument, "python", str(script)], cwd=ROOT, env=env,
+    done = subprocess.run([instrument, sys.executable, str(script)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     got = oce.load(str(tmp_path / "out"), endpoint="ep", deployment="d", collection="model_inputs")
