@@ -462,7 +462,8 @@ class BlobStorage(Storage):
             ):
                 raise err from None
             self._retries += 1
-            log.warning("%s; retry %d in %.2fs", err, attempt, delay)
+            # INFO: the caller logs the failure if the retries do not help; stats() counts them.
+            log.info("%s; retry %d in %.2fs", err, attempt, delay)
             time.sleep(delay)
 
     def _translate(self, e: AzureError, what: str, path: str) -> StorageError:

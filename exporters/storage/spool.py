@@ -176,6 +176,18 @@ def _observe(key: str) -> Callable[[Any], Iterable[Any]]:
     return callback
 
 
+def _forget_spools_after_fork() -> None:
+    # A forked child has no uploader threads: inherited spools are not its own, and their
+    # locks may have been held at the fork, so metrics must not touch them.
+    global _metrics_lock
+    _SPOOLS.clear()
+    _metrics_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_spools_after_fork)
+
+
 def _register_metrics(spool: SpooledStorage) -> None:
     global _histogram
     with _metrics_lock:
@@ -238,7 +250,7 @@ class SpooledStorage(Storage):
         self.max_ops = max_ops
         self.full_policy = full_policy
         self.block_timeout = block_timeout
-        self.segment_bytes = segment_bytes or max(64 * 1024, min(16 << 20, max_bytes // 8))
+        self.segment_bytes = segment_bytes or max(4096, min(16 << 20, max_bytes // 8))
         self.window_seconds = window_seconds
         self.window_bytes = window_bytes
         # A window's appends go up as one request, however many the writer made.
@@ -412,7 +424,13 @@ class SpooledStorage(Storage):
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join()
+        # An upload in flight may take up to the request timeouts: wait a little for it, and
+        # if it is still running leave files and lock to the process exit (it is a daemon).
+        self._thread.join(timeout=5.0)
+        if self._thread.is_alive():
+            log.warning("spool %s: an upload is still in flight at close; leaving it", self.slot)
+            _SPOOLS.discard(self)
+            return
         with self._cond:
             for fd in self._read_fds.values():
                 os.close(fd)
@@ -681,10 +699,15 @@ class SpooledStorage(Storage):
                         return
                     self._cond.wait(self._wait_time())
                     group = self._next_group()
-                fds = [self._fd_for(op) for op in group]
             try:
+                with self._cond:
+                    fds = [self._fd_for(op) for op in group]
                 # Segments with outstanding operations are never deleted, so the fds stay valid.
                 datas = [_pread(fd, op) for fd, op in zip(fds, group, strict=True)]
+            except OSError as e:
+                self._drop(group, "corrupt", f"cannot read spooled data for {group[0].path}: {e}")
+                continue
+            try:
                 self._upload(group, datas)
             except Exception:  # never let the uploader die: the data is safe in the spool
                 log.exception("spool uploader: unexpected error; retrying later")
@@ -883,7 +906,7 @@ def _advance(buffers: list[bytes], n: int) -> list[bytes]:
 def _pread(fd: int, op: _Op) -> bytes:
     data = os.pread(fd, op.length, op.data_off)
     if len(data) != op.length:
-        raise StorageError(f"spool segment {op.log_dir / _seg_name(op.seg)} is shorter than recorded")
+        raise OSError(f"spool segment {op.log_dir / _seg_name(op.seg)} is shorter than recorded")
     return data
 
 
