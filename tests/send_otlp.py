@@ -50,6 +50,7 @@ def main() -> int:
     parser.add_argument("--deployment", required=True)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--token")
+    parser.add_argument("--batch", type=int, default=512, help="records per export")
     args = parser.parse_args()
     if args.mode == "avro":
         exporter = {"type": "avro", "destination": args.target}
@@ -61,7 +62,7 @@ def main() -> int:
             exporter["headers"] = {"authorization": f"Bearer {args.token}"}
     oce.configure({"endpoint": "ep", "deployment": args.deployment, "model_version": "7",
                    "instance_id": f"sender-{args.mode}", "exporter": exporter,
-                   "batch": {"schedule_delay_millis": 100, "max_export_batch_size": 512}})
+                   "batch": {"schedule_delay_millis": 100, "max_export_batch_size": args.batch}})
     workload(args.count)
     flushed = oce.flush(120_000)
     stats = oce.stats()

@@ -28,9 +28,9 @@ COUNT = 1000
 
 
 def sender(mode: str, target: str, deployment: str, *, token: str | None = None,
-           count: int = COUNT) -> subprocess.Popen[str]:
+           count: int = COUNT, batch: int = 512) -> subprocess.Popen[str]:
     args = [sys.executable, "-m", "tests.send_otlp", "--mode", mode, "--target", target,
-            "--deployment", deployment, "--count", str(count)]
+            "--deployment", deployment, "--count", str(count), "--batch", str(batch)]
     if token:
         args += ["--token", token]
     return subprocess.Popen(args, cwd=ROOT, env=python_env(), stdout=subprocess.PIPE,
@@ -136,9 +136,10 @@ class Load:
 
 def test_sigterm_under_load_keeps_everything_acknowledged(tmp_path: Path) -> None:
     store = tmp_path / "served"
-    # Exports wait for 2 s or 100000 records: at SIGTERM, acknowledged records sit in memory.
+    # Exports wait for 60 s or 100000 records: at SIGTERM, everything acknowledged is still
+    # in memory, and only the shutdown's drain can store it.
     serve = ServeProcess(tmp_path, store, receiver={"max_records_per_request": 1000},
-                         batch={"timeout": "2s", "send_batch_size": 100_000,
+                         batch={"timeout": "60s", "send_batch_size": 100_000,
                                 "max_queue_size": 200_000})
     load = Load(serve)
     threads = [threading.Thread(target=load.run, args=(t,), daemon=True) for t in ("grpc", "http")]
@@ -168,15 +169,18 @@ def test_sigterm_under_load_keeps_everything_acknowledged(tmp_path: Path) -> Non
 
 def test_released_exporters_back_off_when_the_queue_is_full(tmp_path: Path) -> None:
     store = tmp_path / "served"
-    # A 600-record queue emptied every 2 s: the senders' ~1500 records overflow it and are
-    # refused (UNAVAILABLE + RetryInfo, 503 + Retry-After) until it drains.
-    serve = ServeProcess(tmp_path, store, receiver={"max_records_per_request": 600},
-                         batch={"max_queue_size": 600, "send_batch_size": 100_000,
-                                "timeout": "2s"})
+    # A 400-record queue emptied once a second; each sender's ~740 records come in
+    # 100-record requests within a second or so: requests are refused (UNAVAILABLE +
+    # RetryInfo, 503 + Retry-After) until the queue drains, and the senders retry.
+    serve = ServeProcess(tmp_path, store, receiver={"max_records_per_request": 100},
+                         batch={"max_queue_size": 400, "send_batch_size": 100_000,
+                                "timeout": "1s"})
     try:
         serve.wait_ready()
-        senders = [sender("grpc", f"http://127.0.0.1:{serve.grpc[1]}", "grpc", count=300),
-                   sender("http", f"http://127.0.0.1:{serve.http[1]}", "http", count=300)]
+        senders = [sender("grpc", f"http://127.0.0.1:{serve.grpc[1]}", "grpc", count=300,
+                          batch=100),
+                   sender("http", f"http://127.0.0.1:{serve.http[1]}", "http", count=300,
+                          batch=100)]
         stats = [finished(p) for p in senders]  # exit 0: nothing dropped on the scoring side
         busy = serve.health_detail()["receivers"]["otlp"]["requests_busy"]
         assert busy > 0, "the queue never filled: the test proves nothing"
