@@ -35,10 +35,6 @@ FLUSH_TIMEOUT_MILLIS = 10_000
 _log = logging.getLogger("otel_collector_ext.middleware")
 
 
-def _text(value: bytes) -> str:
-    return value.decode("latin-1")
-
-
 class ASGIMiddleware:
     """Wraps an ASGI app: correlation id, `request`/`response` records, streaming-safe."""
 
@@ -55,8 +51,8 @@ class ASGIMiddleware:
         exchange = Exchange.begin(
             scope.get("method", ""),
             scope.get("path", ""),
-            _text(scope.get("query_string", b"")),
-            ((_text(name).lower(), _text(value)) for name, value in scope.get("headers", ())),
+            scope.get("query_string", b"").decode("latin-1"),
+            scope.get("headers", ()),  # ASGI servers send lower-case names
         )
         request_id = exchange.request_id.encode()
 
@@ -72,12 +68,12 @@ class ASGIMiddleware:
         async def copy_and_send(message: Message) -> None:
             kind = message.get("type")
             if kind == "http.response.start":
-                headers = [(n, v) for n, v in message.get("headers", ()) if n.lower() != _REQUEST_ID]
+                headers = [(n, v) for n, v in message.get("headers", ())
+                           if n.lower() != _REQUEST_ID]
                 headers.append((_REQUEST_ID, request_id))
                 message = {**message, "headers": headers}
-                exchange.response_start(
-                    message.get("status", 0), ((_text(n).lower(), _text(v)) for n, v in headers)
-                )
+                exchange.response_start(message.get("status", 0),
+                                        ((n.lower(), v) for n, v in headers))
             elif kind == "http.response.body":
                 exchange.response_body(message.get("body", b""), message.get("more_body", False))
             elif kind in ("http.response.pathsend", "http.response.zerocopysend"):

@@ -81,26 +81,46 @@ def correlation_id(request_id: str | None, traceparent: str | None) -> tuple[str
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """The payload-logging part of a Config, in the form the hot path wants."""
+    """The payload-logging part of a Config, in the form the hot path wants.
 
-    capture_headers: frozenset[str]
+    Header-name sets hold each name as str and as latin-1 bytes, so ASGI's raw byte
+    headers are matched without decoding the ones that are not wanted.
+    """
+
+    capture_headers: frozenset[str | bytes]
     capture_query: bool
     memory_limit: int
     max_body: int
     # Request headers an exchange must look at: the allow-list plus those it interprets.
-    wanted: frozenset[str]
+    wanted: frozenset[str | bytes]
+    response_wanted: frozenset[str | bytes]
 
     @classmethod
     def of(cls, config: Config) -> Settings:
         capture = frozenset(h.lower() for h in config.capture_headers) - FORBIDDEN_HEADERS
         return cls(
-            capture_headers=capture,
+            capture_headers=_both(capture),
             capture_query=config.capture_query,
             memory_limit=config.inline_limit_bytes,
             max_body=config.max_body_bytes,
-            wanted=capture | {REQUEST_ID_HEADER, TRACEPARENT_HEADER, "content-type",
-                              "content-length", "transfer-encoding"},
+            wanted=_both(capture | _INTERPRETED),
+            response_wanted=_both(capture | {"content-type", "content-length"}),
         )
+
+
+_INTERPRETED = frozenset({REQUEST_ID_HEADER, TRACEPARENT_HEADER, "content-type",
+                          "content-length", "transfer-encoding"})
+
+
+def _both(names: frozenset[str]) -> frozenset[str | bytes]:
+    return frozenset(names) | {n.encode("latin-1") for n in names}
+
+
+def _text(value: str | bytes) -> str:
+    return value if type(value) is str else value.decode("latin-1")  # type: ignore[union-attr]
+
+
+_MINIMAL = _both(frozenset({REQUEST_ID_HEADER, TRACEPARENT_HEADER}))
 
 
 _settings_cache: tuple[Config, Settings] | None = None
@@ -120,9 +140,10 @@ def settings_for(config: Config) -> Settings:
 def wanted_headers() -> frozenset[str]:
     """Lower-case request header names the middleware reads (for WSGI environ lookups)."""
     try:
-        return settings_for(get_pipeline().config).wanted
+        wanted = settings_for(get_pipeline().config).wanted
     except Exception:
-        return frozenset({REQUEST_ID_HEADER, TRACEPARENT_HEADER})
+        wanted = _MINIMAL
+    return frozenset(n for n in wanted if type(n) is str)
 
 
 class BodyBuffer:
@@ -251,11 +272,10 @@ class Exchange:
         method: str,
         path: str,
         query: str,
-        headers: Iterable[tuple[str, str]],
+        headers: Iterable[tuple[str | bytes, str | bytes]],
     ) -> Exchange:
-        """Start an exchange; `headers` are (lower-case name, value) pairs of the request.
-
-        Only the names in `wanted_headers()` are looked at; others may be left out.
+        """Start an exchange; `headers` are the request's (lower-case name, value) pairs,
+        str or latin-1 bytes. Only names in `wanted_headers()` matter; others may be left out.
         """
         try:
             pipeline = get_pipeline()
@@ -265,9 +285,10 @@ class Exchange:
             _warn_once("reading the configuration", e)
             pipeline = settings = None
         found: dict[str, str] = {}
-        wanted = settings.wanted if settings else (REQUEST_ID_HEADER, TRACEPARENT_HEADER)
-        for name, value in headers:
-            if name in wanted:
+        wanted = settings.wanted if settings else _MINIMAL
+        for raw_name, raw_value in headers:
+            if raw_name in wanted:
+                name, value = _text(raw_name), _text(raw_value)
                 found[name] = f"{found[name]}, {value}" if name in found else value
         cid, rejected = correlation_id(found.get(REQUEST_ID_HEADER), found.get(TRACEPARENT_HEADER))
         exchange = cls(cid)
@@ -285,8 +306,10 @@ class Exchange:
                 return exchange
             exchange.settings = settings
             flags = exchange._flags
-            exchange._method = _cap(method, 32, flags, FLAG_HEADER_TRUNCATED)
-            exchange._path = _cap(path, MAX_PATH, flags, FLAG_HEADER_TRUNCATED)
+            exchange._method = method if len(method) <= 32 else _cap(
+                method, 32, flags, FLAG_HEADER_TRUNCATED)
+            exchange._path = path if len(path) <= MAX_PATH else _cap(
+                path, MAX_PATH, flags, FLAG_HEADER_TRUNCATED)
             exchange._query = (_cap(query, MAX_PATH, flags, FLAG_HEADER_TRUNCATED)
                                if settings.capture_query and query else None)
             exchange._request_headers = exchange._captured(found.items())
@@ -306,6 +329,7 @@ class Exchange:
         return exchange
 
     def _captured(self, headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+        """Attributes of the allow-listed headers among decoded (name, value) pairs."""
         assert self.settings is not None
         allowed = self.settings.capture_headers
         out: dict[str, str] = {}
@@ -313,7 +337,9 @@ class Exchange:
             if name in allowed and name not in FORBIDDEN_HEADERS:
                 key = A.HTTP_HEADERS_PREFIX + name
                 value = f"{out[key]}, {value}" if key in out else value
-                out[key] = _cap(value, MAX_HEADER_VALUE, self._flags, FLAG_HEADER_TRUNCATED)
+                if len(value) > MAX_HEADER_VALUE:
+                    value = _cap(value, MAX_HEADER_VALUE, self._flags, FLAG_HEADER_TRUNCATED)
+                out[key] = value
         return out
 
     @property
@@ -333,18 +359,23 @@ class Exchange:
         if not more:
             self._request_complete = True
 
-    def response_start(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
-        """The response status line and headers ((lower-case name, value) pairs)."""
+    def response_start(self, status: int,
+                       headers: Iterable[tuple[str | bytes, str | bytes]]) -> None:
+        """The response status and headers: (lower-case name, value), str or latin-1 bytes."""
         self.response_started = True
         self._status = status
-        if self.settings is None:
+        settings = self.settings
+        if settings is None:
             return
         try:
-            headers = list(headers)
-            self._response_headers = self._captured(headers)
-            self._response_type = next((v for n, v in headers if n == "content-type"), None)
-            length = next((v for n, v in headers if n == "content-length"), "").strip()
-            self._response_length = int(length) if length.isdigit() else None
+            wanted = settings.response_wanted
+            found = [(_text(n), _text(v)) for n, v in headers if n in wanted]
+            self._response_headers = self._captured(found)
+            for name, value in found:
+                if name == "content-type":
+                    self._response_type = value
+                elif name == "content-length" and value.strip().isdigit():
+                    self._response_length = int(value)
         except Exception as e:
             self._stop_capture("reading response headers", e)
 
