@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -156,7 +156,7 @@ def azurite() -> Iterator[Azurite]:
 
 
 @pytest.fixture
-def azurite_factory(tmp_path: Path) -> Iterator[type[Azurite]]:
+def azurite_factory(tmp_path: Path) -> Iterator[Callable[..., Azurite]]:
     """Private Azurite instances (for outage tests), stopped after the test."""
     started: list[Azurite] = []
 
@@ -166,7 +166,7 @@ def azurite_factory(tmp_path: Path) -> Iterator[type[Azurite]]:
         server.start()
         return server
 
-    yield make  # type: ignore[misc]
+    yield make
     for server in started:
         server.stop()
 

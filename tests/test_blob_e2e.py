@@ -317,5 +317,6 @@ def test_partition_values_that_are_unsafe_names_are_escaped_or_rejected(
         assert not any(segment.endswith(".") for segment in name.split("/"))
     written = {name.split("/")[1] for name in names}
     dropped = exporter.tally.get("records.dropped")
+    print(f"names: written={sorted(written)} dropped={dropped}")
     assert "ok" in written
     assert len(written) + dropped == len(values)  # each value escaped or rejected, counted

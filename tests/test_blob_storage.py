@@ -164,6 +164,22 @@ def test_roll_mode_retry_after_lost_commit_writes_no_duplicate(azurite: Azurite,
         s.append("r.avro", b"BLOCK-9", expected_size=6)  # same size, other data
 
 
+def test_wrong_blob_type_is_an_object_level_error(azurite: Azurite, container_name: str) -> None:
+    from exporters.storage.blob import BlobObjectError
+
+    append = blob_storage(azurite, container_name)
+    roll = blob_storage(azurite, container_name, mode="roll")
+    append.put("whole.bin", b"written in one request")
+    with pytest.raises(BlobObjectError):
+        append.append("whole.bin", b"x", expected_size=22)
+    with pytest.raises(BlobObjectError, match="not written in blocks"):
+        roll.append("whole.bin", b"x", expected_size=22)
+    append.append("appendblob.avro", b"a", expected_size=0)
+    with pytest.raises(BlobObjectError, match="not a block blob"):
+        roll.append("appendblob.avro", b"b", expected_size=1)
+    assert append.read("whole.bin") == b"written in one request"
+
+
 @pytest.mark.parametrize("name", [
     "a/../b.avro", "/abs.avro", "a//b.avro", "a\\b.avro", "a/b./c.avro", "trailing.",
     "a/\udc80.avro", "a/\u0085.avro", "x" * 1100, "/".join(["s"] * 300), "a/b?.avro", "",
@@ -280,6 +296,13 @@ def test_unreachable_endpoint_is_transient_and_clear(caplog: pytest.LogCaptureFi
     assert f"cannot reach http://127.0.0.1:{port}" in str(info.value)
     assert s.stats()["retries"] == 1
     assert ACCOUNT_KEY not in _all_text(info.value, s, caplog)
+
+
+def test_options_of_the_other_destination_form_are_refused() -> None:
+    with pytest.raises(ValueError, match="https:// destinations"):
+        BlobStorage("az://data", connection_string="AccountName=a;AccountKey=a2V5", sas_token="sv=1")
+    with pytest.raises(ValueError, match="az:// destinations"):
+        BlobStorage("https://acct.blob.core.windows.net/data", connection_string="AccountName=a")
 
 
 def test_missing_connection_string_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -292,6 +292,10 @@ class BlobStorage(Storage):
             "read_timeout": read_timeout,
         }
         if dest.account_url is None:
+            if sas_token or account_key or credential is not None or managed_identity_client_id:
+                raise ValueError(
+                    "sas_token, account_key, credential and managed_identity_client_id apply to "
+                    "https:// destinations; az:// destinations use a connection string")
             conn_str = connection_string or _env("AZURE_STORAGE_CONNECTION_STRING")
             if not conn_str:
                 raise ValueError(
@@ -308,6 +312,9 @@ class BlobStorage(Storage):
                 raise ValueError(f"invalid Azure Storage connection string: {self._redact(str(e))}") from None
             self.account_name = fields.get("accountname") or self._service.account_name or "?"
         else:
+            if connection_string:
+                raise ValueError("connection_string applies to az:// destinations; "
+                                 "use az://<container>[/<prefix>] with it")
             sas = sas_token or dest.sas_token
             if sas:
                 sas = sas.lstrip("?")
@@ -618,7 +625,11 @@ class BlobStorage(Storage):
             _block_id(expected + off, data[off: off + MAX_BLOCK_BYTES])
             for off in range(0, len(data), MAX_BLOCK_BYTES)
         ]
-        committed = [] if props is None else [b.id for b in blob.get_block_list("committed")[0]]
+        blocks_now = [] if props is None else blob.get_block_list("committed")[0]
+        if sum(b.size for b in blocks_now) != actual:
+            # Written in one Put Blob (no block list): committing blocks would replace it.
+            raise BlobObjectError(f"{self._where(path)} exists and was not written in blocks")
+        committed = [b.id for b in blocks_now]
         if actual != expected:
             if actual == expected + len(data) and committed[-len(ids):] == ids:
                 log.info("commit to %s had already reached the service (lost response)",
