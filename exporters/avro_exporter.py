@@ -36,6 +36,7 @@ from .avro_schema import (
 from .partitioning import ROLLING_DEPTH, ROLLING_SPAN_US, partition_dir, safe_segment
 from .payload_rows import body_bytes, payload_row
 from .storage import Storage, open_storage
+from .storage.spool import SpoolFull
 from .tabular import convert_frames, to_frame
 from .telemetry import LimitedLog, Tally
 
@@ -221,6 +222,9 @@ class AvroLogExporter(LogRecordExporter):
                     META_FORMAT_VERSION: FORMAT_VERSION}
         try:
             self.writer.write(directory, instance, schema, rows, metadata)
+        except SpoolFull as e:
+            self._drop(count, "spool_full", e)
+            return False
         except Exception as e:
             self._drop(count, "storage_failed", e)
             return False

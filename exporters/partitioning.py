@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 ROLLING_DEPTH = {"day": 3, "hour": 4, "minute": 5}
 ROLLING_SPAN_US = {"day": 86_400_000_000, "hour": 3_600_000_000, "minute": 60_000_000}
-_SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
+_SAFE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,126}[A-Za-z0-9_\-])?")
 
 
 @functools.lru_cache(maxsize=4096)

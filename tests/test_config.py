@@ -75,6 +75,7 @@ def test_env_var_selects_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         ({"endpoint": "/abs"}, "endpoint"),
         ({"deployment": "a/b"}, "deployment"),
         ({"deployment": "bad\x00name"}, "deployment"),
+        ({"deployment": "v1."}, "deployment"),
         ({"deployment": "x" * 200}, "deployment"),
         ({"deployment": ""}, "deployment"),
         ({"deployment": 5}, "deployment"),

@@ -56,7 +56,8 @@ def test_open_storage_forms(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("model_inputs", "model_inputs"), ("..", "%2E%2E"), ("a/b", "a%2Fb"), ("", "%00"),
-     ("-x", "-x"), (".hidden", "%2Ehidden"), ("é", "%C3%A9")],
+     ("-x", "-x"), (".hidden", "%2Ehidden"), ("é", "%C3%A9"), ("v1.", "v1%2E"),
+     ("v1.2", "v1.2")],
 )
 def test_partition_segments_are_escaped(value: str, expected: str) -> None:
     assert safe_segment(value) == expected
