@@ -38,6 +38,12 @@ TimeLike = datetime | pd.Timestamp | str | None
 #: whose output was stamped a little after its input still pairs up at the range's edges.
 JOIN_MARGIN = timedelta(minutes=10)
 INPUT_SUFFIX, OUTPUT_SUFFIX, TRUTH_SUFFIX = "_input", "_output", "_truth"
+MAX_WARNINGS = 20
+_WRITE_ONLY_OPTIONS = frozenset({
+    "spool", "spool_dir", "spool_max_bytes", "spool_max_ops", "spool_full_policy",
+    "spool_block_timeout", "spool_segment_bytes", "window_seconds", "window_bytes",
+    "upload_max_backoff", "close_timeout", "mode", "create_container", "fsync",
+})
 _ENVELOPE_VALUES = (TIME, MODEL_VERSION, TRACE_ID, SPAN_ID)
 _NULLABLE_INT = {"int8": "Int8", "int16": "Int16", "int32": "Int32", "uint8": "UInt8",
                  "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64"}
@@ -53,10 +59,11 @@ def is_blob_destination(destination: str) -> bool:
 
 
 def open_reader(destination: str, storage_options: Mapping[str, Any] | None = None) -> Storage:
-    """A storage backend for reading: Blob destinations get no write spool."""
-    options = dict(storage_options or {})
+    """A storage backend for reading, never a write spool. Options that only concern
+    writing are dropped, so the exporter's own storage options can be passed as they are."""
+    options = {k: v for k, v in (storage_options or {}).items() if k not in _WRITE_ONLY_OPTIONS}
     if is_blob_destination(destination):
-        options.setdefault("spool", False)
+        options["spool"] = False
     return open_storage(destination, **options)
 
 
@@ -94,9 +101,13 @@ def time_range(start: TimeLike, end: TimeLike) -> tuple[datetime | None, datetim
 
 
 def warn_problems(problems: Sequence[str]) -> None:
-    """Report skipped or partly read files as ReadWarnings (in the caller's thread)."""
-    for problem in problems:
+    """Report skipped or partly read files as ReadWarnings (in the caller's thread); past
+    `MAX_WARNINGS`, one summary, so a container shared with other data stays readable."""
+    for problem in problems[:MAX_WARNINGS]:
         warnings.warn(problem, ReadWarning, stacklevel=3)
+    if len(problems) > MAX_WARNINGS:
+        warnings.warn(f"... and {len(problems) - MAX_WARNINGS} more files skipped or partly read",
+                      ReadWarning, stacklevel=3)
 
 
 def in_range(

@@ -292,3 +292,14 @@ def test_foreign_files_are_skipped_with_a_warning(collected: DataSet, tmp_path: 
     assert any("empty.avro: empty file" in m for m in messages)
     assert any("README.txt: not an .avro file" in m for m in messages)
     assert got_rows(frame) == sorted(collected.input_rows())
+
+
+def test_many_skipped_files_end_in_one_summary_warning(collected: DataSet, tmp_path: Path) -> None:
+    root = _copy(collected, tmp_path)
+    for i in range(25):
+        (root / f"ep/blue/model_inputs/2026/03/02/05/junk-{i}.txt").write_text("x")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load(root, "model_inputs")
+    messages = [str(w.message) for w in caught if w.category is ReadWarning]
+    assert len(messages) == 21 and messages[-1] == "... and 5 more files skipped or partly read"

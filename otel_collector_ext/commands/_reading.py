@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from exporters.storage import LocalStorage, Storage, StorageError
 
-from ..readback import ReadWarning, open_reader, time_range
+from ..readback import ReadWarning, is_blob_destination, open_reader, time_range
 from ..reading.catalog import has_collection
 
 DESTINATION_ENV = "OTEL_COLLECTOR_EXT_DESTINATION"
@@ -121,8 +121,6 @@ def opened(args: argparse.Namespace) -> Iterator[Storage]:
     if not args.destination:
         raise UsageError(f"no destination: pass --destination or set ${DESTINATION_ENV}")
     options = storage_options(args)
-    from ..readback import is_blob_destination
-
     if options and not is_blob_destination(args.destination):
         raise UsageError("--connection-string, --sas-token, --account-key and "
                          "--managed-identity-client-id apply to Blob destinations only")

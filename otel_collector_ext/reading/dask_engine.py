@@ -38,6 +38,7 @@ from exporters.avro_reading import (
 from exporters.avro_schema import ENVELOPE_FIELDS
 from exporters.tabular import restore_frame, restore_frames
 
+from ..readback import ReadWarning, in_range
 from .catalog import DataFile
 
 HEADER_PROBE = 64 * 1024
@@ -128,8 +129,6 @@ class ReadPartition:
         self.root, self.fs_options, self.lo, self.hi, self.meta = root, dict(fs_options), lo, hi, meta
 
     def __call__(self, paths: Sequence[str]) -> pd.DataFrame:
-        from otel_collector_ext.readback import ReadWarning, in_range
-
         fs, _ = _filesystem(self.root, self.fs_options)
         containers = []
         for path in paths:
@@ -157,8 +156,6 @@ def dask_frame(
     """A lazy Dask DataFrame over `files`, one Dask partition per storage partition."""
     import dask
     import dask.dataframe as dd
-
-    from otel_collector_ext.readback import ReadWarning
 
     root, fs_options = fsspec_location(destination, storage_options)
     fs, base = _filesystem(root, fs_options)

@@ -50,7 +50,7 @@ def default_windows(frames: dict[str, pd.DataFrame]) -> tuple[Window, Window]:
     return Window("baseline", t0, middle), Window("current", middle, t1)
 
 
-def _card(c: Comparison, collection: str) -> str:
+def _card(c: Comparison) -> str:
     if c.kind == "numeric":
         chart = svg.histogram(c.labels, c.edges, c.baseline, c.current)
     else:
@@ -82,7 +82,7 @@ def _collection_section(name: str, frame: pd.DataFrame, baseline: Window, curren
         else:
             comparisons.append(got)
     comparisons.sort(key=lambda c: -1.0 if c.psi is None else -c.psi)
-    cards = "".join(_card(c, name) for c in comparisons)
+    cards = "".join(_card(c) for c in comparisons)
     note = ""
     if skipped:
         note = (f'<p class="note">Not plotted (no values, or lists, dicts, bytes or times): '

@@ -8,7 +8,7 @@ that the report's script shows on hover (and a ``<title>`` for plain viewers).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from html import escape
 
@@ -50,10 +50,10 @@ def _svg(width: int, height: int, body: list[str], label: str) -> str:
             + "</svg>")
 
 
-def _y_axis(body: list[str], ticks: list[float], y: object, left: int, right: int,
-            percent: bool = False) -> None:
+def _y_axis(body: list[str], ticks: list[float], y: Callable[[float], float], left: int,
+            right: int, percent: bool = False) -> None:
     for t in ticks:
-        py = y(t)  # type: ignore[operator]
+        py = y(t)
         body.append(f'<line x1="{left}" x2="{right}" y1="{py:.1f}" y2="{py:.1f}" stroke="{GRID}"/>')
         body.append(f'<text x="{left - 6}" y="{py + 4:.1f}" text-anchor="end" font-size="11" '
                     f'fill="{TEXT}">{_fmt(t, percent)}</text>')
