@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -137,6 +138,7 @@ def load(
     destination: str | Storage, *, endpoint: str, deployment: str, collection: str,
     start: TimeLike = ..., end: TimeLike = ..., storage_options: Mapping[str, Any] | None = ...,
     engine: Literal["pandas"] = ..., workers: int | None = ..., progress: bool = ...,
+    fetch_bodies: bool = ...,
 ) -> pd.DataFrame: ...
 
 
@@ -145,6 +147,7 @@ def load(
     destination: str | Storage, *, endpoint: str, deployment: str, collection: str,
     start: TimeLike = ..., end: TimeLike = ..., storage_options: Mapping[str, Any] | None = ...,
     engine: Literal["dask"], workers: int | None = ..., progress: bool = ...,
+    fetch_bodies: bool = ...,
 ) -> dd.DataFrame: ...
 
 
@@ -160,6 +163,7 @@ def load(
     engine: Literal["pandas", "dask"] = "pandas",
     workers: int | None = None,
     progress: bool = False,
+    fetch_bodies: bool = False,
 ) -> pd.DataFrame | dd.DataFrame:
     """Rows of one collection with original column names and dtypes, plus envelope columns.
 
@@ -172,7 +176,8 @@ def load(
     `engine="dask"` returns a lazy Dask DataFrame over the same files (one
     partition per storage partition), read through fsspec (adlfs for Blob), with
     the same rows. `workers` threads read files (default 8); `progress` shows a
-    bar on stderr.
+    bar on stderr. `fetch_bodies` reads the payload bodies that were too large to
+    inline (stored beside the data, named by `body_ref`) into `body`.
     """
     if engine not in ("pandas", "dask"):
         raise ValueError(f"engine must be 'pandas' or 'dask', not {engine!r}")
@@ -188,8 +193,26 @@ def load(
             return dask_frame(destination, storage_options, listing.files, lo, hi, workers=workers)
         fetched = fetch(storage, listing.files, _decode, workers=workers, progress=progress,
                         description=collection)
+        frame = in_range(frame_from_containers(c for _, c in fetched.results), lo, hi)
+        if fetch_bodies:
+            frame = _with_bodies(storage, frame, workers)
     warn_problems(fetched.problems)
-    return in_range(frame_from_containers(c for _, c in fetched.results), lo, hi)
+    return frame
+
+
+def _with_bodies(storage: Storage, frame: pd.DataFrame, workers: int | None) -> pd.DataFrame:
+    """`frame` with the bodies stored apart (``body_ref``) read into ``body``."""
+    if "body_ref" not in frame.columns or "body" not in frame.columns:
+        return frame
+    refs = frame["body_ref"].dropna().unique().tolist()
+    if not refs:
+        return frame
+    with ThreadPoolExecutor(max(1, min(workers or 8, len(refs)))) as pool:
+        bodies = dict(zip(refs, pool.map(storage.read, refs), strict=True))
+    frame = frame.copy()
+    stored = frame["body_ref"].notna()
+    frame.loc[stored, "body"] = frame.loc[stored, "body_ref"].map(bodies)
+    return frame
 
 
 def _payload_metadata(frame: pd.DataFrame, name: str, include_bodies: bool) -> pd.DataFrame:

@@ -303,3 +303,17 @@ def test_many_skipped_files_end_in_one_summary_warning(collected: DataSet, tmp_p
         load(root, "model_inputs")
     messages = [str(w.message) for w in caught if w.category is ReadWarning]
     assert len(messages) == 21 and messages[-1] == "... and 5 more files skipped or partly read"
+
+
+def test_large_bodies_stored_apart_are_fetched_on_request(data_dir: Path) -> None:
+    oce.configure(local_config(data_dir, exporter={"type": "avro", "destination": str(data_dir),
+                                                   "inline_limit": 64}))
+    big, small = bytes(range(256)) * 8, b"tiny"
+    payloads = Collector(name="request")
+    payloads.collect(big)
+    payloads.collect(small)
+    assert oce.flush()
+    frame = load(data_dir, "request").sort_values("body_size").reset_index(drop=True)
+    assert frame["body"].tolist() == [small, None] and frame["body_ref"].notna().tolist() == [False, True]
+    frame = load(data_dir, "request", fetch_bodies=True).sort_values("body_size")
+    assert frame["body"].tolist() == [small, big]

@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "one collection")
     g.add_argument("--inputs", default="model_inputs", help="inputs collection (--join)")
     g.add_argument("--outputs", default="model_outputs", help="outputs collection (--join)")
+    g.add_argument("--fetch-bodies", action="store_true",
+                   help="read payload bodies stored apart (too large to inline) into 'body'")
     o = parser.add_argument_group("output")
     o.add_argument("--columns", help="comma-separated columns to keep (in that order)")
     o.add_argument("-n", "--limit", type=int, help="at most N rows (the earliest)")
@@ -59,7 +61,8 @@ def _read(args: argparse.Namespace) -> int:
             frame = join_inputs_outputs(storage, inputs=args.inputs, outputs=args.outputs, **common)
         else:
             require_collection(storage, args, args.collection)
-            frame = load(storage, collection=args.collection, **common)
+            frame = load(storage, collection=args.collection, fetch_bodies=args.fetch_bodies,
+                         **common)
     if args.columns:
         wanted = [c.strip() for c in args.columns.split(",") if c.strip()]
         by_text = {str(c): c for c in frame.columns}
