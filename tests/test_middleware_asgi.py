@@ -7,6 +7,7 @@ server so it flushes, and reads everything back with `load`; the tests check it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ import pytest
 import otel_collector_ext as oce
 from otel_collector_ext.sampling import sample_point
 
-from .conftest import local_config
+from .conftest import ROOT, local_config
 from .middleware_servers import (
     UUID,
     abandon_upload,
@@ -388,3 +389,28 @@ def test_sampling_keeps_or_drops_all_four_records_of_a_request(
             frame = frame[frame["path"] != "/health"]
         assert set(frame["_correlation_id"]) == kept, collection
     assert len(frames["model_inputs"]) == 2 * len(kept)
+
+
+def _doc_snippet(language: str, contains: str) -> str:
+    text = (ROOT / "docs" / "payload-logging.md").read_text()
+    blocks = text.split("```" + language + "\n")[1:]
+    return next(b.split("```", 1)[0] for b in blocks if contains in b)
+
+
+def test_the_documented_fastapi_example_works(tmp_path: Path) -> None:
+    oce.configure(enabled_config(tmp_path / "collected"))
+    namespace: dict[str, Any] = {}
+    exec(_doc_snippet("python", "ASGIMiddleware"), namespace)
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=namespace["app"])
+        async with httpx.AsyncClient(transport=transport, base_url="http://doc") as client:
+            return await client.post("/score", json={"columns": ["a", "b"], "data": [[1, 2]]},
+                                     headers={"x-request-id": "doc-1"})
+
+    response = asyncio.run(call())
+    assert response.json() == {"scores": [3.0]} and response.headers["x-request-id"] == "doc-1"
+    assert oce.flush()
+    frames = _load(tmp_path / "collected")
+    for collection in COLLECTIONS:
+        assert frames[collection]["_correlation_id"].tolist() == ["doc-1"], collection

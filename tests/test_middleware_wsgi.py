@@ -281,3 +281,18 @@ def test_a_body_buffer_holds_at_most_its_memory_limit_and_spills_the_rest() -> N
     small = BodyBuffer(memory_limit=1024, max_body=4096)
     small.add(b"x" * 1000)
     assert not small.spilled and small.value() == b"x" * 1000 and not small.truncated
+
+
+def test_the_documented_flask_example_works(tmp_path: Path) -> None:
+    from .test_middleware_asgi import _doc_snippet
+
+    oce.configure(enabled_config(tmp_path / "collected"))
+    namespace: dict[str, Any] = {"__name__": "__main__"}  # Flask(__name__) needs a module
+    exec(_doc_snippet("python", "WSGIMiddleware"), namespace)
+    response = namespace["app"].test_client().post(
+        "/score", json={"columns": ["a", "b"], "data": [[1, 2]]}, headers={"x-request-id": "doc-2"})
+    assert response.get_json() == {"scores": [3]} and response.headers["x-request-id"] == "doc-2"
+    assert oce.flush()
+    frames = _load(tmp_path / "collected")
+    for collection in COLLECTIONS:
+        assert frames[collection]["_correlation_id"].tolist() == ["doc-2"], collection
