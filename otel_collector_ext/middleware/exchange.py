@@ -93,6 +93,7 @@ class Settings:
     max_body: int
     # Request headers an exchange must look at: the allow-list plus those it interprets.
     wanted: frozenset[str | bytes]
+    wanted_names: frozenset[str]  # the same, str only
     response_wanted: frozenset[str | bytes]
 
     @classmethod
@@ -104,6 +105,7 @@ class Settings:
             memory_limit=config.inline_limit_bytes,
             max_body=config.max_body_bytes,
             wanted=_both(capture | _INTERPRETED),
+            wanted_names=capture | _INTERPRETED,
             response_wanted=_both(capture | {"content-type", "content-length"}),
         )
 
@@ -120,7 +122,8 @@ def _text(value: str | bytes) -> str:
     return value if type(value) is str else value.decode("latin-1")  # type: ignore[union-attr]
 
 
-_MINIMAL = _both(frozenset({REQUEST_ID_HEADER, TRACEPARENT_HEADER}))
+_MINIMAL_NAMES = frozenset({REQUEST_ID_HEADER, TRACEPARENT_HEADER})
+_MINIMAL = _both(_MINIMAL_NAMES)
 
 
 _settings_cache: tuple[Config, Settings] | None = None
@@ -140,10 +143,9 @@ def settings_for(config: Config) -> Settings:
 def wanted_headers() -> frozenset[str]:
     """Lower-case request header names the middleware reads (for WSGI environ lookups)."""
     try:
-        wanted = settings_for(get_pipeline().config).wanted
+        return settings_for(get_pipeline().config).wanted_names
     except Exception:
-        wanted = _MINIMAL
-    return frozenset(n for n in wanted if type(n) is str)
+        return _MINIMAL_NAMES
 
 
 class BodyBuffer:

@@ -12,6 +12,7 @@ runs and while its response iterable is iterated and closed, so generator code
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
@@ -33,6 +34,7 @@ WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 _ENVIRON_KEYS: dict[str, str] = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
 
 
+@functools.lru_cache(maxsize=256)
 def _environ_key(header: str) -> str:
     return _ENVIRON_KEYS.get(header) or "HTTP_" + header.upper().replace("-", "_")
 
