@@ -241,6 +241,14 @@ def pandas_schema(header: Header) -> dict[str, Any]:
     return header.schema
 
 
+def _headers_as_dicts(records: list[dict[str, Any]]) -> None:
+    """Payload headers are stored as name/value records; callers want a dict."""
+    for record in records:
+        headers = record.get("headers")
+        if isinstance(headers, list):
+            record["headers"] = {h["name"]: h["value"] for h in headers}
+
+
 def frame_from_containers(containers: Iterable[Container]) -> pd.DataFrame:
     """One DataFrame from the files of one collection, whatever their schemas and shapes.
 
@@ -250,6 +258,8 @@ def frame_from_containers(containers: Iterable[Container]) -> pd.DataFrame:
     """
     groups: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
     for c in containers:
+        if c.header.shape == SHAPE_PAYLOAD:
+            _headers_as_dicts(c.records)
         schema = pandas_schema(c.header)
         key = json.dumps(schema, sort_keys=True)
         records, _ = groups.setdefault(key, ([], schema))

@@ -77,14 +77,20 @@ PAYLOAD_FIELDS: list[dict[str, Any]] = [
     {"name": "query", **_nullable("string")},
     {"name": "status", **_nullable("int")},
     {"name": "latency_ms", **_nullable("double")},
-    {"name": "headers", "type": {"type": "map", "values": "string"}, "default": {}},
+    # An array of name/value records, not an Avro map: polars and other engines lack maps.
+    {"name": "headers", "type": {"type": "array", "items": {
+        "type": "record", "name": "header", "fields": [
+            {"name": "name", "type": "string"}, {"name": "value", "type": "string"}]}}},
     {"name": "content_type", **_nullable("string")},
     {"name": "body", **_nullable("bytes")},
     {"name": "body_ref", **_nullable("string")},
     {"name": "body_size", "type": "long"},
-    {"name": "truncated", "type": "boolean", "default": False},
-    {"name": "flags", "type": {"type": "array", "items": "string"}, "default": []},
+    {"name": "truncated", "type": "boolean"},
+    {"name": "flags", "type": {"type": "array", "items": "string"}},
 ]
+
+
+# No non-null defaults above: polars' Avro reader fails on them ("OutOfSpec").
 
 
 def payload_schema(collection: str) -> dict[str, Any]:

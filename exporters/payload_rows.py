@@ -38,11 +38,11 @@ def payload_row(
     body_ref: str | None = None,
 ) -> dict[str, Any]:
     """The Avro datum of one payload; `body` is None when it is stored at `body_ref`."""
-    headers = {
-        k[len(A.HTTP_HEADERS_PREFIX):]: str(v)
+    headers = [
+        {"name": k[len(A.HTTP_HEADERS_PREFIX):], "value": str(v)}
         for k, v in attributes.items()
         if k.startswith(A.HTTP_HEADERS_PREFIX)
-    }
+    ]
     status = attributes.get(A.HTTP_STATUS)
     latency = attributes.get(A.HTTP_LATENCY_MS)
     flags = attributes.get(A.FLAGS) or ()

@@ -44,3 +44,12 @@ def test_polars_reads_the_tabular_files(collected: DataSet) -> None:
     by_x = dict(zip(frame["x"].to_list(), frame["amount"].to_list(), strict=True))
     assert all(by_x[x] == a for x, a in zip(ours["x"], ours["amount"], strict=True))
     assert frame["segment"].null_count() == int(ours["segment"].isna().sum())
+
+
+def test_polars_reads_the_payload_files(collected: DataSet) -> None:
+    files = [p for p in sorted(collected.root.rglob("*.avro"))
+             if read_tolerant(p.read_bytes()).header.shape == "payload"]
+    assert files, "the data set has request/response payload files"
+    frame = pl.concat([pl.read_avro(p) for p in files], how="diagonal_relaxed")
+    assert len(frame) == sum(count_records(p.read_bytes())[0] for p in files)
+    assert frame.schema["headers"] == pl.List(pl.Struct({"name": pl.String, "value": pl.String}))
