@@ -72,19 +72,29 @@ with tempfile.TemporaryDirectory() as d:
 
 RAW = FRAME_CODE + """
 import json, sys, tempfile, time, fastavro
+from exporters.avro_schema import Envelope
+from exporters.tabular import convert_frames
 n, rows = int(sys.argv[1]), int(sys.argv[2])
 frames = make_frames(n, rows)
-records = [r for f in frames for r in f.to_dict("records")]
-schema = fastavro.parse_schema({"type": "record", "name": "r", "fields": [
+user_rows = [r for f in frames for r in f.to_dict("records")]
+user_schema = fastavro.parse_schema({"type": "record", "name": "r", "fields": [
     {"name": "age", "type": ["null", "long"]}, {"name": "income", "type": ["null", "double"]},
     {"name": "region", "type": ["null", "string"]}, {"name": "member", "type": ["null", "boolean"]},
     {"name": "score", "type": ["null", "double"]}]})
+# The rows exactly as we store them (envelope fields included), already converted.
+envelopes = [Envelope("0b7e8a36-5d0c-4c5e-9a51-1f0f2c3d4e5f", 1_764_000_000_000_000 + i, "1")
+             for i in range(n)]
+stored = convert_frames(frames, envelopes, "model_inputs")
+stored_schema = fastavro.parse_schema(stored.schema)
+out = {}
 with tempfile.TemporaryDirectory() as d:
-    start = time.perf_counter()
-    with open(d + "/raw.avro", "wb") as fo:
-        fastavro.writer(fo, schema, records, codec="deflate")
-    elapsed = time.perf_counter() - start
-print(json.dumps({"rows_per_s": len(records) / elapsed}))
+    for name, schema, records in (("user", user_schema, user_rows),
+                                  ("stored", stored_schema, stored.rows)):
+        start = time.perf_counter()
+        with open(f"{d}/{name}.avro", "wb") as fo:
+            fastavro.writer(fo, schema, records, codec="deflate")
+        out[name] = len(records) / (time.perf_counter() - start)
+print(json.dumps({"rows_per_s": out["user"], "stored_rows_per_s": out["stored"]}))
 """
 
 PEER = FRAME_CODE + """
@@ -201,7 +211,9 @@ def main() -> None:
         raw = run_json(RAW, n, rows)
         lines = [("otel-collector-ext → Avro", ours,
                   f"{ours['rows_written']}/{ours['rows_expected']} rows on disk"),
-                 ("raw fastavro (ceiling)", raw, "rows pre-built as dicts, one file")]
+                 ("raw fastavro (ceiling)", raw, "the frames' columns, pre-built dicts, one file"),
+                 ("raw fastavro, stored rows", {"rows_per_s": raw["stored_rows_per_s"]},
+                  "same rows plus our envelope fields, pre-converted")]
         if target is not None:
             peer = measure_peer(n, rows, target)
             lines.append(("azureml-ai-monitoring 1.0", peer,
@@ -212,8 +224,9 @@ def main() -> None:
             fps = f"{r['frames_per_s']:,.0f}" if "frames_per_s" in r else "-"
             print(f"{rows:>5}-row {name:<26} {p50:>12} {p99:>9} {fps:>10} "
                   f"{r['rows_per_s']:>11,.0f}  {note}")
-        share = ours["rows_per_s"] / raw["rows_per_s"]
-        print(f"          ours / raw fastavro rows/s: {share:.0%}")
+        print(f"          ours / raw fastavro rows/s: {ours['rows_per_s'] / raw['rows_per_s']:.0%} "
+              f"(of the stored-rows figure: "
+              f"{ours['rows_per_s'] / raw['stored_rows_per_s']:.0%})")
 
 
 if __name__ == "__main__":
