@@ -17,12 +17,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
+import pandas as pd
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from otel_collector_ext import attributes as A
 
-from .otlp_body import encode_body, is_frame_form
+from .otlp_body import encode_body, encode_frames, is_frame_form, is_plain
+from .tabular import to_frame
 
 _log = logging.getLogger(__name__)
 
@@ -114,7 +116,7 @@ class OtlpLogExporter(LogRecordExporter):
             )
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        return self._inner.export([_encoded(readable) for readable in batch])
+        return self._inner.export(encode_records(batch))
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._inner.force_flush(timeout_millis)
@@ -143,6 +145,58 @@ def _compression(value: str | None, protocol: str) -> Any:
     return HttpCompression(name)
 
 
+def encode_records(batch: Sequence[ReadableLogRecord]) -> list[ReadableLogRecord]:
+    """The batch with every body in its OTLP form; frames of one layout are encoded together."""
+    out = list(batch)
+    frames: list[pd.DataFrame] = []
+    where: list[int] = []
+    for i, readable in enumerate(batch):
+        record = readable.log_record
+        body = record.body
+        if isinstance(body, pd.DataFrame):
+            frames.append(body)
+            where.append(i)
+            continue
+        kind = _kind(record)
+        if kind in A.TABULAR_KINDS and kind != A.KIND_NDARRAY and not is_plain(body):
+            try:
+                frames.append(to_frame(body, kind))
+                where.append(i)
+                continue
+            except Exception:  # encode_body's lossy fallback below says why
+                pass
+        out[i] = _encoded(readable)
+    if frames:
+        try:
+            bodies = encode_frames(frames)
+        except Exception as e:  # never let one body sink the batch
+            _log.warning("batch frame encoding failed (%s); encoding frame by frame", e)
+            bodies = [None] * len(frames)
+        for i, frame, body in zip(where, frames, bodies, strict=True):
+            if body is None:
+                out[i] = _encoded(_with_body(batch[i], frame, A.KIND_DATAFRAME))
+            else:
+                out[i] = _with_body(batch[i], body, A.KIND_DATAFRAME)
+    return out
+
+
+def _kind(record: Any) -> str:
+    kind = (record.attributes or {}).get(A.PAYLOAD_KIND)
+    return kind if isinstance(kind, str) else ""
+
+
+def _with_body(readable: ReadableLogRecord, body: Any, kind: str | None) -> ReadableLogRecord:
+    """A copy of `readable` with `body` (and payload kind `kind`, if it changes)."""
+    record = readable.log_record
+    copied = copy.copy(record)
+    copied.body = body
+    attrs = record.attributes or {}
+    if kind is not None and attrs.get(A.PAYLOAD_KIND) != kind:
+        copied.attributes = {**attrs, A.PAYLOAD_KIND: kind}
+    return ReadableLogRecord(copied, readable.resource, readable.instrumentation_scope,
+                             readable.limits)
+
+
 def _encoded(readable: ReadableLogRecord) -> ReadableLogRecord:
     """`readable`, or a copy whose body is an AnyValue the OTLP encoder accepts."""
     record = readable.log_record
@@ -157,9 +211,5 @@ def _encoded(readable: ReadableLogRecord) -> ReadableLogRecord:
         encoded = repr(body)
     if encoded is body:
         return readable
-    copied = copy.copy(record)
-    copied.body = encoded
-    if kind != A.KIND_DATAFRAME and kind in A.TABULAR_KINDS and is_frame_form(encoded):
-        copied.attributes = {**attrs, A.PAYLOAD_KIND: A.KIND_DATAFRAME}
-    return ReadableLogRecord(copied, readable.resource, readable.instrumentation_scope,
-                             readable.limits)
+    relabel = kind in A.TABULAR_KINDS and is_frame_form(encoded)
+    return _with_body(readable, encoded, A.KIND_DATAFRAME if relabel else None)

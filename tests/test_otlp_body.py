@@ -13,14 +13,16 @@ from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from exporters.avro_schema import Envelope
-from exporters.otlp import _encoded
+from exporters.otlp import _encoded, encode_records
 from exporters.otlp_body import (
     FRAME_MARKER,
     BodyError,
     decode_body,
     decode_frame,
+    decode_frames,
     encode_body,
     encode_frame,
+    encode_frames,
     is_frame_form,
 )
 from exporters.tabular import convert_frames, to_frame
@@ -100,10 +102,14 @@ def test_exporter_copies_records_and_relabels_converted_kinds() -> None:
     row = zoo_row(0)
     original = ReadableLogRecord(
         LogRecord(timestamp=1, body=row, attributes={A.PAYLOAD_KIND: A.KIND_ROW}), RESOURCE)
-    sent = _encoded(original)
-    assert original.log_record.body is row and original.log_record.attributes[A.PAYLOAD_KIND] == "row"
-    assert is_frame_form(sent.log_record.body)
-    assert sent.log_record.attributes[A.PAYLOAD_KIND] == A.KIND_DATAFRAME
+    frame = ReadableLogRecord(LogRecord(timestamp=1, body=zoo_frame(1),
+                                        attributes={A.PAYLOAD_KIND: A.KIND_DATAFRAME}), RESOURCE)
+    for sent in (_encoded(original), encode_records([frame, original])[1]):
+        assert original.log_record.body is row
+        assert original.log_record.attributes[A.PAYLOAD_KIND] == "row"
+        assert is_frame_form(sent.log_record.body)
+        assert sent.log_record.attributes[A.PAYLOAD_KIND] == A.KIND_DATAFRAME
+    assert isinstance(frame.log_record.body, pd.DataFrame)  # the caller's record is untouched
     plain = ReadableLogRecord(
         LogRecord(timestamp=1, body=b"\x00", attributes={A.PAYLOAD_KIND: A.KIND_BYTES}), RESOURCE)
     assert _encoded(plain) is plain  # nothing to convert: passed through
@@ -198,3 +204,29 @@ def test_non_plain_rows_keep_their_values() -> None:
            "n": np.int16(3)}
     got = through_otlp(row, A.KIND_ROW)
     pd.testing.assert_frame_equal(got, to_frame(row, A.KIND_ROW))
+
+
+def test_batches_encode_and_decode_like_single_frames() -> None:
+    shared = pd.CategoricalDtype(["x", "y"])
+    frames = [zoo_frame(i, rows=1 + i % 3) for i in range(12)]
+    frames += [pd.DataFrame({"c": pd.Categorical(["x"], dtype=shared), "n": [i]}) for i in range(3)]
+    frames += [pd.DataFrame({"c": pd.Categorical([v]), "n": [1]}) for v in ("p", "q")]  # own dtypes
+    frames += [pd.DataFrame({"mixed": [1, "a"]}), pd.DataFrame({"mixed": ["b", None]})]
+    frames += [pd.DataFrame({"a": [1, 2]}, index=pd.Index(["r1", "r2"], name="rid"))]
+    bodies = encode_frames(frames)
+    assert bodies == [encode_frame(f) for f in frames]  # the same bytes, batched or not
+    decoded = decode_frames(bodies)
+    for got, want in zip(decoded, frames, strict=True):
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+    # Bodies of one schema with different categories still decode, one by one.
+    mixed = decode_frames([encode_frame(pd.DataFrame({"c": pd.Categorical([v])})) for v in "ab"])
+    assert [f["c"].cat.categories.tolist() for f in mixed] == [["a"], ["b"]]
+
+
+def test_a_bad_body_in_a_batch_spoils_only_itself() -> None:
+    bodies = encode_frames([pd.DataFrame({"a": [i], "s": [f"v{i}"]}) for i in range(5)])
+    bodies[2] = {**bodies[2], "data": bodies[2]["data"][:-1]}
+    results = decode_frames(bodies)
+    assert isinstance(results[2], BodyError)
+    assert [r["s"][0] for k, r in enumerate(results) if k != 2] == ["v0", "v1", "v3", "v4"]
+    assert all(r.index.equals(pd.RangeIndex(1)) for k, r in enumerate(results) if k != 2)

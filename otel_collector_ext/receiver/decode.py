@@ -28,7 +28,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TraceFlags
 
-from exporters.otlp_body import BodyError, decode_body
+from exporters.otlp_body import BodyError, decode_body, decode_frames, is_frame_form
 
 
 class RequestError(ValueError):
@@ -127,6 +127,7 @@ def decode_request(request: ExportLogsServiceRequest, *, max_depth: int,
     if total > max_records:
         raise TooManyRecords(f"request holds {total} log records; the limit is {max_records}")
     out = Decoded()
+    frames: list[tuple[int, Any]] = []  # (position in out.records, columnar body)
     for resource_logs in request.resource_logs:
         try:
             resource = Resource(_attributes(resource_logs.resource.attributes, max_depth),
@@ -149,8 +150,25 @@ def decode_request(request: ExportLogsServiceRequest, *, max_depth: int,
                 except _RecordError as e:
                     out.reject(str(e))
                     continue
+                if is_frame_form(record.body):
+                    frames.append((len(out.records), record.body))
                 out.records.append(ReadableLogRecord(record, resource, scope))
+    if frames:
+        _decode_frames(out, frames)
     return out
+
+
+def _decode_frames(out: Decoded, frames: list[tuple[int, Any]]) -> None:
+    # All at once: bodies of one schema are built as one DataFrame and sliced.
+    bad = set()
+    for (position, _), result in zip(frames, decode_frames([b for _, b in frames]), strict=True):
+        if isinstance(result, BodyError):
+            bad.add(position)
+            out.reject(str(result))
+        else:
+            out.records[position].log_record.body = result
+    if bad:
+        out.records = [r for k, r in enumerate(out.records) if k not in bad]
 
 
 def _scope(scope_logs: Any, max_depth: int) -> InstrumentationScope | None:
@@ -168,7 +186,8 @@ def _record(pb: PbLogRecord, max_depth: int) -> LogRecord:
     if pb.HasField("body"):
         body = value_to_python(pb.body, max_depth)
         try:
-            body = decode_body(body)
+            if not is_frame_form(body):  # frames are decoded together, by decode_request
+                body = decode_body(body)
         except BodyError as e:
             raise _RecordError(str(e)) from None
         except Exception:  # off the wire: whatever it is, it is this record's problem
