@@ -24,16 +24,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+import psutil  # noqa: E402
 from opentelemetry._logs import LogRecord  # noqa: E402
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs  # noqa: E402
 from opentelemetry.sdk._logs import ReadableLogRecord  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
 
+from exporters.otlp import encode_records  # noqa: E402
 from exporters.otlp_body import encode_body  # noqa: E402
 from otel_collector_ext import attributes as A  # noqa: E402
 from otel_collector_ext.receiver.decode import decode_request, parse_protobuf  # noqa: E402
@@ -43,12 +46,14 @@ from tests.service_process import ServeProcess  # noqa: E402
 FRAME_CODE = """
 import numpy as np, pandas as pd
 CATS = pd.CategoricalDtype(["low", "mid", "high"])
-def frame(i):
+def frame(i, rows=1):
+    r = [i + k for k in range(rows)]
     return pd.DataFrame({
-        "age": [i % 90], "income": [1000.0 + i], "score": [i / 7], "ratio": [0.5],
-        "name": [f"user{i % 100}"], "city": ["Berlin"], "segment": pd.Categorical.from_codes([i % 3], dtype=CATS),
-        "seen": [pd.Timestamp(1_767_225_600 + i, unit="s", tz="UTC")], "flag": [i % 2 == 0],
-        "count": [i],
+        "age": [v % 90 for v in r], "income": [1000.0 + v for v in r], "score": [v / 7 for v in r],
+        "ratio": [0.5] * rows, "name": [f"user{v % 100}" for v in r], "city": ["Berlin"] * rows,
+        "segment": pd.Categorical.from_codes([v % 3 for v in r], dtype=CATS),
+        "seen": pd.to_datetime([1_767_225_600 + v for v in r], unit="s", utc=True),
+        "flag": [v % 2 == 0 for v in r], "count": r,
     })
 """
 exec(FRAME_CODE)  # noqa: S102 - the same frame builder runs in the scoring processes
@@ -56,7 +61,7 @@ exec(FRAME_CODE)  # noqa: S102 - the same frame builder runs in the scoring proc
 SENDER = FRAME_CODE + """
 import json, resource, sys, time
 import otel_collector_ext as oce
-mode, target, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+mode, target, count, rows = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 if mode == "avro":
     exporter = {"type": "avro", "destination": target}
 else:
@@ -65,7 +70,7 @@ else:
 oce.configure({"endpoint": "ep", "deployment": mode, "exporter": exporter,
                "batch": {"max_queue_size": 1_000_000, "max_export_batch_size": 1024,
                          "schedule_delay_millis": 200}})
-frames = [frame(i) for i in range(count)]
+frames = [frame(i, rows) for i in range(count)]
 collector = oce.Collector(name="inputs")
 cpu0 = resource.getrusage(resource.RUSAGE_SELF)
 start = time.time()
@@ -90,22 +95,35 @@ ATTRS = {A.COLLECTION: "inputs", A.CORRELATION_ID: "0f8b3c1e-5d7a-4b8e-9a61-2c3d
 def body_costs(n: int) -> list[tuple[str, float, float, int]]:
     """(form, scoring-side µs per record, collector-side decode µs per record, bytes)."""
     frames = [frame(i) for i in range(n)]  # noqa: F821 - defined by FRAME_CODE
+
+    def records(make: Any) -> list[ReadableLogRecord]:
+        return [ReadableLogRecord(LogRecord(timestamp=1, body=make(f), attributes=ATTRS,
+                                            event_name="ml.inference.inputs"), RESOURCE)
+                for f in frames]
+
+    forms = (
+        ("map {col: [v]} (after to_dict)", lambda: records(lambda f: _plain(f.to_dict("list")))),
+        ("columnar, frame by frame", lambda: records(lambda f: encode_body(f, A.KIND_DATAFRAME))),
+        ("columnar, batched (the exporter)", lambda: [
+            r for batch in _chunks(records(lambda f: f), 1024) for r in encode_records(batch)
+        ]),
+    )
     out = []
-    for form, make in (
-        ("map form: to_dict + {col: [v]}", lambda f: f.to_dict("list")),
-        ("columnar form (encode_body)", lambda f: encode_body(f, A.KIND_DATAFRAME)),
-    ):
+    for form, make in forms:
         start = time.perf_counter()
-        records = [ReadableLogRecord(LogRecord(timestamp=1, body=_plain(make(f)), attributes=ATTRS,
-                                               event_name="ml.inference.inputs"), RESOURCE)
-                   for f in frames]
-        data = encode_logs(records).SerializeToString()
+        data = [encode_logs(batch).SerializeToString()
+                for batch in _chunks(make(), 1024)]
         encode_us = (time.perf_counter() - start) / n * 1e6
         start = time.perf_counter()
-        decode_request(parse_protobuf(data, max_depth=32), max_depth=32, max_records=n)
+        for request in data:
+            decode_request(parse_protobuf(request, max_depth=32), max_depth=32, max_records=n)
         decode_us = (time.perf_counter() - start) / n * 1e6
-        out.append((form, encode_us, decode_us, len(data) // n))
+        out.append((form, encode_us, decode_us, sum(map(len, data)) // n))
     return out
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[k:k + size] for k in range(0, len(items), size)]
 
 
 def _plain(body: object) -> object:
@@ -117,14 +135,21 @@ def _plain(body: object) -> object:
     return body
 
 
+def _cpu(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
 def written(serve: ServeProcess, deployment_total: int) -> bool:
     exporters = serve.health_detail()["exporters"]["avro"]
     return exporters.get("exporter.records.written{collection=inputs}", 0) >= deployment_total
 
 
-def end_to_end(mode: str, target: str, count: int, serve: ServeProcess | None,
+def end_to_end(mode: str, target: str, count: int, rows: int, serve: ServeProcess | None,
                already: int) -> dict[str, float]:
-    run = subprocess.run([sys.executable, "-c", SENDER, mode, target, str(count)], cwd=ROOT,
+    serve_cpu = _cpu(serve.process.pid) if serve is not None else 0.0
+    run = subprocess.run([sys.executable, "-c", SENDER, mode, target, str(count), str(rows)],
+                         cwd=ROOT,
                          env=python_env(), capture_output=True, text=True, timeout=1200)
     if run.returncode != 0:
         raise SystemExit(f"{mode} sender failed:\n{run.stderr}")
@@ -137,9 +162,10 @@ def end_to_end(mode: str, target: str, count: int, serve: ServeProcess | None,
                 raise SystemExit(f"{mode}: serve did not store every record")
             time.sleep(0.02)  # polling a condition, with a deadline
         stored = time.time()
+        serve_cpu = _cpu(serve.process.pid) - serve_cpu
     seconds = stored - result["start"]
     return {"records_per_s": count / seconds, "seconds": seconds,
-            "cpu_us": result["cpu"] / count * 1e6,
+            "cpu_us": result["cpu"] / count * 1e6, "serve_cpu_us": serve_cpu / count * 1e6,
             "collect_us": (result["collected"] - result["start"]) / count * 1e6,
             "dropped": result["dropped"]}
 
@@ -153,30 +179,45 @@ def main() -> None:
 
     print(f"Body encoding, one-row frames of 10 mixed-dtype columns ({min(count, 5000)} records):")
     print(f"  {'form':<36} {'scoring µs/rec':>15} {'collector µs/rec':>17} {'bytes/rec':>10}")
+    body_costs(500)  # warm-up: imports, caches, first-call costs
     for form, enc, dec, size in body_costs(min(count, 5000)):
         print(f"  {form:<36} {enc:>15.1f} {dec:>17.1f} {size:>10}")
+    print("  (scoring: body conversion + the released encoder + serialising, per record;")
+    print("   collector: parsing + decoding into SDK records with DataFrame bodies)")
 
+    shapes = ((1, count), (100, max(count // 20, 100)))
+    results: dict[tuple[int, str], dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        results = {"in-process avro": end_to_end("avro", str(workdir / "inproc"), count, None, 0)}
+        for rows, n in shapes:
+            results[(rows, "in-process avro")] = end_to_end(
+                "avro", str(workdir / f"inproc{rows}"), n, rows, None, 0)
         serve = ServeProcess(workdir, workdir / "served",
                              receiver={"max_records_per_request": 8192},
                              batch={"max_queue_size": 1_000_000, "send_batch_size": 4096,
                                     "timeout": "200ms"})
         try:
             serve.wait_ready()
-            results["OTLP gRPC → serve"] = end_to_end(
-                "grpc", f"http://127.0.0.1:{serve.grpc[1]}", count, serve, 0)
-            results["OTLP HTTP → serve"] = end_to_end(
-                "http", f"http://127.0.0.1:{serve.http[1]}", count, serve, count)
+            already = 0
+            for rows, n in shapes:
+                for mode, label, port in (("grpc", "OTLP gRPC → serve", serve.grpc[1]),
+                                          ("http", "OTLP HTTP → serve", serve.http[1])):
+                    results[(rows, label)] = end_to_end(
+                        mode, f"http://127.0.0.1:{port}", n, rows, serve, already)
+                    already += n
         finally:
             serve.stop()
-    print(f"\nEnd to end, {count:,} records (one-row frames), first collect() to stored:")
-    print(f"  {'path':<22} {'records/s':>10} {'seconds':>8} {'scoring CPU µs/rec':>19} "
-          f"{'collect() µs':>13} {'dropped':>8}")
-    for path, r in results.items():
-        print(f"  {path:<22} {r['records_per_s']:>10,.0f} {r['seconds']:>8.2f} "
-              f"{r['cpu_us']:>19.1f} {r['collect_us']:>13.1f} {r['dropped']:>8}")
+    for rows, n in shapes:
+        print(f"\nEnd to end, {n:,} records of {rows}-row frames, first collect() to stored:")
+        print(f"  {'path':<22} {'records/s':>10} {'seconds':>8} {'scoring CPU µs/rec':>19} "
+              f"{'serve CPU µs/rec':>17} {'collect() µs':>13} {'dropped':>8}")
+        for (shape, path), r in results.items():
+            if shape != rows:
+                continue
+            serve_cpu = f"{r['serve_cpu_us']:>17.1f}" if r["serve_cpu_us"] else f"{'-':>17}"
+            print(f"  {path:<22} {r['records_per_s']:>10,.0f} {r['seconds']:>8.2f} "
+                  f"{r['cpu_us']:>19.1f} {serve_cpu} {r['collect_us']:>13.1f} "
+                  f"{r['dropped']:>8}")
     print("\nscoring CPU: the scoring process's CPU per record for collect + batching + "
           "conversion or encoding + sending. Over OTLP, conversion and storage run in serve.")
 
