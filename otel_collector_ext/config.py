@@ -23,6 +23,7 @@ from .redaction import Redactor
 
 CONFIG_ENV = "OTEL_COLLECTOR_EXT_CONFIG"
 DESTINATION_ENV = "OTEL_COLLECTOR_EXT_DESTINATION"
+LOGS_EXPORTER_ENV = "OTEL_LOGS_EXPORTER"
 DEFAULT_DESTINATION = "./collected"
 ROLLING_RATES = ("minute", "hour", "day")
 # Header names that carry credentials: never captured, even when allow-listed.
@@ -70,9 +71,7 @@ class Config:
     inline_limit_bytes: int = DEFAULT_INLINE_LIMIT_BYTES
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     redaction: Redactor | None = None  # top-level `redaction:` block, applied in collect()
-    exporter: Mapping[str, Any] = field(
-        default_factory=lambda: {"type": "avro", "destination": default_destination()}
-    )
+    exporter: Mapping[str, Any] = field(default_factory=lambda: default_exporter())
     batch: BatchConfig = field(default_factory=BatchConfig)
     source: str = "defaults"  # where this configuration came from, for logs
 
@@ -96,6 +95,18 @@ def default_instance_id() -> str:
     """This replica's id: the host name (a pod name under Kubernetes), made path-safe."""
     host = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname())
     return host.strip(".-")[:64] or "instance"
+
+
+def default_exporter() -> dict[str, Any]:
+    """The exporter when the configuration names none: `$OTEL_LOGS_EXPORTER` (avro, otlp,
+    console; the standard OTEL_EXPORTER_OTLP_* variables then configure otlp), else avro."""
+    kind = os.environ.get(LOGS_EXPORTER_ENV, "").strip().lower() or "avro"
+    if kind not in ("avro", "otlp", "console"):
+        raise ConfigError(
+            f"{LOGS_EXPORTER_ENV}={kind!r}: this project's exporters are avro, otlp and console"
+        )
+    return {"type": "avro", "destination": default_destination()} if kind == "avro" else {
+        "type": kind}
 
 
 def default_destination() -> str:

@@ -115,3 +115,15 @@ def test_shipped_configs_are_valid() -> None:
     assert scoring, "configs/ ships scoring configurations"
     for path in scoring:
         load_config(path)
+
+
+def test_otel_logs_exporter_env_chooses_the_exporter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "otlp")
+    assert parse_config({}).exporter == {"type": "otlp"}
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "console")
+    assert parse_config({"endpoint": "e"}).exporter == {"type": "console"}
+    # an explicit exporter block wins over the variable
+    assert parse_config({"exporter": {"type": "avro", "destination": "/d"}}).exporter["type"] == "avro"
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "zipkin")
+    with pytest.raises(ConfigError, match="OTEL_LOGS_EXPORTER"):
+        parse_config({})
