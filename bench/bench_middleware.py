@@ -8,10 +8,12 @@ Three uvicorn servers (one worker each) run examples/fastapi_app.py on loopback:
   on    the app as shipped, request, response, model_inputs and model_outputs all
         enabled at 100% sampling, headers captured, Avro files written to a temp dir
 A load generator in another process (raw HTTP/1.1 keep-alive, asyncio, so the client
-is not the bottleneck) drives one server at a time, in alternating rounds bounded in
-time and in count, with POST /score (JSON → DataFrame → model → JSON). The median
-round per mode is reported; the 'on' records are read back and counted, so dropped
-records cannot flatter the figure.
+is not the bottleneck) drives one server at a time with POST /score (JSON → DataFrame
+→ model → JSON), in rounds bounded in time and in count; each round visits every mode
+in a shuffled order, and waits for a server to go idle (its exporter done) before the
+next one starts. Reported: the median requests/s per mode, the median of the
+per-round on/off and on/bare ratios, and the server's CPU time per request. The 'on'
+records are read back and counted, so dropped records cannot flatter the figure.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import socket
 import statistics
@@ -100,6 +103,24 @@ class Server:
             if time.monotonic() > deadline:
                 raise SystemExit(f"{self.mode} server did not start")
             time.sleep(0.05)  # polling interval
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (Linux; 0 elsewhere)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def settle(self, timeout: float = 5.0) -> None:
+        """Wait until the server is idle (its exporter done), so it does not slow the next."""
+        deadline = time.monotonic() + timeout
+        last, quiet = self.cpu_seconds(), 0
+        while quiet < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling interval
+            now = self.cpu_seconds()
+            quiet = quiet + 1 if now == last else 0
+            last = now
 
     def stop(self) -> str:
         self.process.send_signal(signal.SIGTERM)
@@ -192,8 +213,10 @@ def main() -> None:
     parser.add_argument("--diagnose", action="store_true",
                         help="also run 'payload' (request/response only) and 'custom' "
                              "(model_inputs/model_outputs only)")
+    parser.add_argument("--modes", nargs="+", choices=(*MODES, "payload", "custom"),
+                        help="run only these modes (ratios need bare, off and on)")
     args = parser.parse_args()
-    modes = MODES + (("payload", "custom") if args.diagnose else ())
+    modes = tuple(args.modes or MODES + (("payload", "custom") if args.diagnose else ()))
 
     with tempfile.TemporaryDirectory(prefix="bench-middleware-") as tmp:
         servers = {mode: Server(mode, Path(tmp) / mode) for mode in modes}
@@ -201,28 +224,41 @@ def main() -> None:
             server.wait_ready()
         rates: dict[str, list[float]] = {mode: [] for mode in modes}
         sent: dict[str, int] = dict.fromkeys(modes, 0)
+        cpu: dict[str, float] = dict.fromkeys(modes, 0.0)
         try:
-            for _ in range(args.rounds):
-                for mode in modes:
-                    done, elapsed = _generate(servers[mode].port, args.seconds,
-                                              args.max_requests, args.concurrency)
+            order = list(modes)
+            for round_number in range(args.rounds):
+                random.Random(round_number).shuffle(order)  # no mode always follows another
+                for mode in order:
+                    server = servers[mode]
+                    before = server.cpu_seconds()
+                    done, elapsed = _generate(server.port, args.seconds, args.max_requests,
+                                              args.concurrency)
+                    server.settle()
+                    cpu[mode] += server.cpu_seconds() - before
                     rates[mode].append(done / elapsed)
                     sent[mode] += done
         finally:
             errors = {mode: server.stop() for mode, server in servers.items()}
-        records = count_records(servers["on"].destination, "on")
+        records = count_records(servers["on"].destination, "on") if "on" in servers else {}
 
     result = {mode: round(statistics.median(r), 1) for mode, r in rates.items()}
-    on_vs_off = result["on"] / result["off"]
-    on_vs_bare = result["on"] / result["bare"]
+    # Rounds are paired: the ratio of each round, then the median, resists drifting load.
+    def ratio(a: str, b: str) -> float:
+        if a not in rates or b not in rates:
+            return float("nan")
+        return statistics.median(x / y for x, y in zip(rates[a], rates[b], strict=True))
+
+    on_vs_off, on_vs_bare = ratio("on", "off"), ratio("on", "bare")
     # +1: the readiness poll of the 'on' server is a request too
-    expected = sent["on"] + 1
+    expected = sent.get("on", 0) + 1
     summary = {
         "requests_per_second": result,
         "rounds": rates,
         "on_vs_off": round(on_vs_off, 3),
         "on_vs_bare": round(on_vs_bare, 3),
-        "requests_sent_on": sent["on"],
+        "server_cpu_us_per_request": {m: round(cpu[m] / sent[m] * 1e6) for m in modes},
+        "requests_sent_on": sent.get("on", 0),
         "records_written_on": records,
         "cpus": os.cpu_count(),
     }
@@ -233,11 +269,14 @@ def main() -> None:
               f"{args.rounds} rounds x {args.seconds:g} s, {os.cpu_count()} CPUs")
         for mode in modes:
             spread = ", ".join(f"{r:.0f}" for r in rates[mode])
-            print(f"  {mode:5s} {result[mode]:8.0f} req/s  (rounds: {spread})")
-        print(f"  on/off  {on_vs_off:6.1%}   on/bare {on_vs_bare:6.1%}   (target: >= 85%)")
+            per_request = cpu[mode] / sent[mode] * 1e6
+            print(f"  {mode:7s} {result[mode]:6.0f} req/s   server CPU {per_request:5.0f} µs/request"
+                  f"   (rounds: {spread})")
+        print(f"  on/off  {on_vs_off:6.1%}   on/bare {on_vs_bare:6.1%}   (median of per-round "
+              "ratios; target: >= 85%)")
         print(f"  'on' records read back: {records} for {expected} requests")
     missing = {c: n for c, n in records.items()
-               if n < (sent["on"] if c.startswith("model") else expected)}
+               if n < (sent.get("on", 0) if c.startswith("model") else expected)}
     if missing:
         print(f"WARNING: records missing in 'on' mode: {missing}", file=sys.stderr)
         for mode, stderr in errors.items():
