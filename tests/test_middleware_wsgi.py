@@ -296,3 +296,18 @@ def test_the_documented_flask_example_works(tmp_path: Path) -> None:
     frames = _load(tmp_path / "collected")
     for collection in COLLECTIONS:
         assert frames[collection]["_correlation_id"].tolist() == ["doc-2"], collection
+
+
+def test_the_query_string_is_recorded_only_when_asked(tmp_path: Path) -> None:
+    data_dir = tmp_path / "collected"
+    config = enabled_config(data_dir)
+    config["data_collector"]["request_logging"]["capture_query"] = True
+    oce.configure(config)
+    with serve_wsgi(flask_app.app) as url:
+        response = httpx.post(url + "/score?model=v2&note=caf%C3%A9", timeout=10,
+                              json={"columns": ["age"], "data": [[1]]},
+                              headers={"x-request-id": "w-query"})
+    assert response.status_code == 200
+    assert oce.flush()
+    request = _load(data_dir)["request"].set_index("_correlation_id").loc["w-query"]
+    assert request["path"] == "/score" and request["query"] == "model=v2&note=caf%C3%A9"

@@ -46,9 +46,8 @@ def _request_headers(environ: Environ) -> Iterator[tuple[str, str]]:
             yield name, value
 
 
-def _path(environ: Environ) -> str:
-    # PEP 3333 carries the raw path bytes as latin-1 text.
-    raw = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+def _wsgi_text(raw: str) -> str:
+    # PEP 3333 carries the raw bytes of the path and query as latin-1 text.
     try:
         return raw.encode("latin-1").decode("utf-8", "replace")
     except UnicodeEncodeError:
@@ -161,8 +160,8 @@ class WSGIMiddleware:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         exchange = Exchange.begin(
             environ.get("REQUEST_METHOD", ""),
-            _path(environ),
-            environ.get("QUERY_STRING", ""),
+            _wsgi_text(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")),
+            _wsgi_text(environ.get("QUERY_STRING", "")),
             _request_headers(environ),
         )
         if exchange.capturing and "wsgi.input" in environ:
