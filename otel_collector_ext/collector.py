@@ -68,7 +68,7 @@ class Collector:
             return context
         try:
             pipeline = get_pipeline()
-        except Exception as e:  # a broken configuration must not break scoring
+        except Exception as e:  # a broken configuration is a programming error: on_error
             _log.error("otel_collector_ext: collection disabled: %s", e)
             self.on_error(e)
             return context

@@ -36,6 +36,7 @@ class Pipeline:
         if spec.get("type", "avro") == "avro":
             spec.setdefault("rolling_rate", config.rolling_rate)
             spec.setdefault("instance_id", config.instance_id)
+            spec.setdefault("inline_limit", config.inline_limit_bytes)
         try:
             self.exporter = create_exporter(spec)
         except ValueError as e:

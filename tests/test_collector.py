@@ -310,3 +310,20 @@ def test_codecs(data_dir: Path, codec: str) -> None:
     with open(path, "rb") as f:
         assert fastavro.reader(f).codec == codec
     assert assert_readable_by_both_libraries(data_dir) == 100
+
+
+def test_bodies_over_the_inline_limit_are_stored_apart(data_dir: Path) -> None:
+    oce.configure(local_config(data_dir, data_collector={
+        "request_logging": {"inline_limit_bytes": 1024}}))
+    c = Collector(name="payloads")
+    big, small = bytes(range(256)) * 20, b"tiny"
+    c.collect(big)
+    c.collect(small)
+    assert oce.flush()
+    got = load(data_dir, "payloads").sort_values("body_size").reset_index(drop=True)
+    assert got["body_size"].tolist() == [4, len(big)]
+    assert got["body"][0] == small and got["body"][1] is None
+    ref = got["body_ref"][1]
+    assert ref.endswith(".bin") and (data_dir / ref).read_bytes() == big
+    fetched = load(data_dir, "payloads", fetch_bodies=True).sort_values("body_size")
+    assert fetched["body"].tolist() == [small, big]
