@@ -2,7 +2,7 @@
 
 Run it:
 
-    OTEL_COLLECTOR_EXT_CONFIG=examples/payload_logging.yaml flask --app examples.flask_app run
+    OTEL_COLLECTOR_EXT_CONFIG=configs/payload-logging.yaml flask --app examples.flask_app run
 
 The same endpoints as examples/fastapi_app.py. `WSGIMiddleware` wraps Flask's WSGI
 app, so the correlation context is current in the views and while a streamed
