@@ -18,12 +18,25 @@ class LocalStorage(Storage):
         self.root = Path(root).expanduser().resolve()
         self.fsync = fsync
         self._lock = threading.Lock()
-        self._dirty: set[Path] = set()
+        self._folders: dict[str, Path] = {}
 
     def _resolve(self, path: str) -> Path:
-        full = (self.root / check_relative_path(path)).resolve()
-        if full != self.root and self.root not in full.parents:
-            raise ValueError(f"storage path escapes the root: {path!r}")
+        folder, _, name = check_relative_path(path).rpartition("/")
+        # Resolving costs an lstat per path component; a writer appends to the same few
+        # folders over and over, so their checked real paths are remembered.
+        real = self._folders.get(folder)
+        if real is None:
+            real = (self.root / folder).resolve() if folder else self.root
+            if real != self.root and self.root not in real.parents:
+                raise ValueError(f"storage path escapes the root: {path!r}")
+            if len(self._folders) > 4096:
+                self._folders.clear()
+            self._folders[folder] = real
+        full = real / name
+        if full.is_symlink():
+            full = full.resolve()
+            if self.root not in full.parents:
+                raise ValueError(f"storage path escapes the root: {path!r}")
         return full
 
     def append(self, path: str, data: bytes, *, expected_size: int) -> int:

@@ -14,7 +14,6 @@ import re
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any
@@ -22,7 +21,7 @@ from typing import IO, Any
 from .. import attributes as A
 from ..collector import Collector
 from ..config import FORBIDDEN_HEADERS, Config
-from ..context import BasicCorrelationContext
+from ..context import BasicCorrelationContext, new_correlation_id
 from ..pipeline import get_pipeline
 
 _log = logging.getLogger("otel_collector_ext.middleware")
@@ -76,7 +75,7 @@ def correlation_id(request_id: str | None, traceparent: str | None) -> tuple[str
         match = _TRACEPARENT.fullmatch(traceparent.strip())
         if (match and match[1] != "ff" and match[2].strip("0") and match[3].strip("0")):
             return f"{match[2]}-{match[3]}", request_id is not None
-    return str(uuid.uuid4()), request_id is not None
+    return new_correlation_id(), request_id is not None
 
 
 @dataclass(frozen=True, slots=True)
