@@ -94,7 +94,7 @@ class AvroLogExporter(LogRecordExporter):
                 max_file_bytes or env.get(ENV_PREFIX + "MAX_FILE_BYTES") or 256 * 1024 * 1024
             ),
         )
-        self.tally = Tally("exporters.avro", "ml_collector.avro")
+        self.tally = Tally("otel_collector_ext.exporters.avro", "otel_collector_ext.avro")
         self._lock = threading.Lock()
         self._closed = False
 

@@ -38,7 +38,7 @@ class BatchingProcessor(LogRecordProcessor):
         self._max_queue = max_queue_size
         self._batch_size = max_export_batch_size
         self._delay = schedule_delay_millis / 1000
-        self.tally = tally or Tally("otel_collector_ext", "ml_collector")
+        self.tally = tally or Tally("otel_collector_ext", "otel_collector_ext")
         self._queue: collections.deque[ReadableLogRecord] = collections.deque()
         self._wake = threading.Event()
         self._flush_lock = threading.Lock()

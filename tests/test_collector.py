@@ -294,7 +294,7 @@ names = {{m.name: sum(p.value for p in m.data.data_points)
          for rm in reader.get_metrics_data().resource_metrics
          for sm in rm.scope_metrics for m in sm.metrics}}
 print(names)
-assert names["ml_collector.records.sampled_out"] == 1, names
+assert names["otel_collector_ext.records.sampled_out"] == 1, names
 """
     done = run_python(code)
     assert done.returncode == 0, done.stderr + done.stdout
