@@ -133,6 +133,14 @@ def _decode(data: bytes) -> tuple[Container, list[str]]:
     return container, container.problems
 
 
+def _check_names(**names: object) -> None:
+    """Names select folders: they must be non-empty strings (odd ones are escaped, never
+    followed outside the destination)."""
+    for what, value in names.items():
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"{what} must be a non-empty string, not {value!r}")
+
+
 @overload
 def load(
     destination: str | Storage, *, endpoint: str, deployment: str, collection: str,
@@ -181,6 +189,7 @@ def load(
     """
     if engine not in ("pandas", "dask"):
         raise ValueError(f"engine must be 'pandas' or 'dask', not {engine!r}")
+    _check_names(endpoint=endpoint, deployment=deployment, collection=collection)
     lo, hi = time_range(start, end)
     with _storage(destination, storage_options) as storage:
         listing = list_collection(storage, endpoint, deployment, collection, lo, hi)

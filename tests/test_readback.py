@@ -317,3 +317,25 @@ def test_large_bodies_stored_apart_are_fetched_on_request(data_dir: Path) -> Non
     assert frame["body"].tolist() == [small, None] and frame["body_ref"].notna().tolist() == [False, True]
     frame = load(data_dir, "request", fetch_bodies=True).sort_values("body_size")
     assert frame["body"].tolist() == [small, big]
+
+
+@pytest.mark.parametrize("bad", [5, "", None, b"ep"])
+def test_names_must_be_strings(tmp_path: Path, bad: object) -> None:
+    with pytest.raises(TypeError, match="endpoint must be a non-empty string"):
+        oce.load(str(tmp_path), endpoint=bad, deployment="d", collection="c")  # type: ignore[arg-type]
+
+
+def test_hostile_names_never_leave_the_destination(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    oce.configure(local_config(outside, endpoint="e", deployment="d"))
+    Collector(name="c").collect({"secret": 1})
+    assert oce.flush()
+    oce.shutdown()
+    assert len(oce.load(str(outside), endpoint="e", deployment="d", collection="c")) == 1
+    root = tmp_path / "root"
+    root.mkdir()
+    # Unescaped, these would name root/../outside/e/d/c: the data above.
+    frame = oce.load(str(root), endpoint="..", deployment="outside", collection="e/d/c")
+    assert len(frame) == 0
+    frame = oce.load(str(root), endpoint="..", deployment="outside/e/d", collection="c")
+    assert len(frame) == 0
