@@ -101,4 +101,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{len(frames['model_inputs'])} input rows, {len(frames['model_outputs'])} output rows, "
           f"{len(joined)} joined")
     print("Counters:", {k: v for k, v in stats.items() if v})
+    print(f"\nLook around: otel-collector-ext ls -d {args.dir}   |   "
+          f"otel-collector-ext report -d {args.dir} -e credit-endpoint -p blue -o report.html")
     return 0 if len(joined) == len(frames["model_inputs"]) > 0 else 1
