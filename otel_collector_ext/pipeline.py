@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -24,6 +25,7 @@ from .processor import BatchingProcessor
 from .sampling import Sampler
 
 _log = logging.getLogger("otel_collector_ext")
+SIGTERM_DRAIN_SECONDS = 20.0  # within Kubernetes' default 30 s grace period
 
 
 class Pipeline:
@@ -132,7 +134,36 @@ def _install(pipeline: Pipeline) -> None:
     _current = pipeline
     if not _atexit_registered:
         atexit.register(shutdown)
+        _flush_on_sigterm()
         _atexit_registered = True
+
+
+def _flush_on_sigterm() -> None:
+    """Drain the pipeline when SIGTERM (what Kubernetes sends) would kill the process.
+
+    The default SIGTERM action skips atexit handlers, so queued records would be lost.
+    Only a default handler is replaced, from the main thread; the process still dies
+    of SIGTERM afterwards. Servers that handle SIGTERM themselves keep their handler
+    (and uvicorn re-raises the signal to this one once it has shut down).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+    except (AttributeError, ValueError):  # no SIGTERM on this platform
+        return
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        # The interrupted main thread may hold a lock the drain needs: drain in another
+        # thread, and give up after a bound rather than hang the shutdown of the pod.
+        drain = threading.Thread(target=shutdown, name="otel-collector-ext-sigterm")
+        drain.start()
+        drain.join(SIGTERM_DRAIN_SECONDS)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def flush(timeout_millis: int = 30000) -> bool:

@@ -54,3 +54,39 @@ def test_cli_without_command_prints_help() -> None:
     done = subprocess.run([sys.executable, "-m", "otel_collector_ext"], cwd=ROOT,
                           env=python_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "demo" in done.stdout
+
+
+def test_sigterm_drains_the_queue_before_the_process_dies(tmp_path: Path) -> None:
+    code = f"""
+import os, signal, sys
+import otel_collector_ext as oce
+oce.configure({{"exporter": {{"type": "avro", "destination": {str(tmp_path)!r}}},
+               "batch": {{"schedule_delay_millis": 3600000}}}})
+c = oce.Collector(name="terminated")
+for i in range(500):
+    c.collect({{"i": i}})
+os.kill(os.getpid(), signal.SIGTERM)  # as Kubernetes does; the default action skips atexit
+signal.pause()
+"""
+    done = run_python(code)
+    assert done.returncode == -15, done.stderr  # still dies of SIGTERM
+    got = oce.load(str(tmp_path), endpoint="default", deployment="default",
+                   collection="terminated")
+    assert sorted(got["i"]) == list(range(500))
+
+
+def test_an_application_sigterm_handler_is_left_alone(tmp_path: Path) -> None:
+    code = f"""
+import os, signal
+import otel_collector_ext as oce
+def mine(signum, frame):
+    print("app handler ran", flush=True)
+    os._exit(7)
+signal.signal(signal.SIGTERM, mine)
+oce.configure({{"exporter": {{"type": "avro", "destination": {str(tmp_path)!r}}}}})
+oce.Collector(name="x").collect({{"i": 1}})
+os.kill(os.getpid(), signal.SIGTERM)
+signal.pause()
+"""
+    done = run_python(code)
+    assert done.returncode == 7 and "app handler ran" in done.stdout
