@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 import otel_collector_ext as oce
+from examples import flask_app  # a test dependency: missing flask fails, never skips
 from otel_collector_ext.middleware.exchange import BodyBuffer
 from otel_collector_ext.sampling import sample_point
 
@@ -33,8 +34,6 @@ from .middleware_servers import (
     wait_until,
 )
 from .test_middleware_asgi import COLLECTIONS, FORBIDDEN, MAX_BODY, enabled_config
-
-flask_app = pytest.importorskip("examples.flask_app")
 
 HOSTILE_IDS = {
     "control": b"abc\x01def",

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 import otel_collector_ext as oce
+from examples import flask_app  # a test dependency: missing flask fails, never skips
 from otel_collector_ext import Collector, ConfigError
 from otel_collector_ext.config import DEFAULT_INLINE_LIMIT_BYTES, parse_config
 from otel_collector_ext.redaction import parse_path
@@ -24,8 +25,6 @@ from otel_collector_ext.redaction import parse_path
 from .conftest import local_config
 from .middleware_servers import serve_wsgi
 from .test_middleware_asgi import COLLECTIONS
-
-flask_app = pytest.importorskip("examples.flask_app")
 
 KEY = "k3y-for-tests"
 
