@@ -49,6 +49,7 @@ class CollectionConfig:
 @dataclass(frozen=True)
 class BatchConfig:
     max_queue_size: int = 8192
+    max_queue_bytes: int = 256 * 1024 * 1024  # payload bytes held in memory at most
     max_export_batch_size: int = 1024
     schedule_delay_millis: int = 500
 
@@ -283,8 +284,8 @@ def _exporter(spec: Any) -> dict[str, Any]:
 
 def _batch(spec: Any) -> BatchConfig:
     _mapping(spec, "batch")
-    fields = {"max_queue_size": (1, 1_000_000), "max_export_batch_size": (1, 100_000),
-              "schedule_delay_millis": (1, 3_600_000)}
+    fields = {"max_queue_size": (1, 1_000_000), "max_queue_bytes": (1024, 2**40),
+              "max_export_batch_size": (1, 100_000), "schedule_delay_millis": (1, 3_600_000)}
     _known(spec, set(fields), "batch.")
     values = {}
     for name, (low, high) in fields.items():

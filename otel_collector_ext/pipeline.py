@@ -46,6 +46,7 @@ class Pipeline:
         self.processor = BatchingProcessor(
             self.exporter,
             max_queue_size=config.batch.max_queue_size,
+            max_queue_bytes=config.batch.max_queue_bytes,
             max_export_batch_size=config.batch.max_export_batch_size,
             schedule_delay_millis=config.batch.schedule_delay_millis,
         )

@@ -14,12 +14,34 @@ import logging
 import threading
 from collections.abc import Sequence
 
+import numpy as np
+import pandas as pd
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from exporters.telemetry import Tally
 
 _log = logging.getLogger(__name__)
+
+DEFAULT_MAX_QUEUE_BYTES = 256 * 1024 * 1024
+_SMALL = 256  # what a record without a sizable body is counted as
+
+
+def payload_size(body: object) -> int:
+    """About how many bytes a record's body holds, cheaply (this runs in collect()).
+
+    Exact for bytes and text (in characters) and numpy arrays, 16 bytes a cell for
+    frames (long strings in cells are undercounted), a small constant otherwise.
+    It bounds the queue's memory, so a burst of large HTTP bodies cannot exhaust it.
+    """
+    if isinstance(body, (bytes, str)):
+        return len(body) + _SMALL
+    if isinstance(body, pd.DataFrame):  # 16 bytes a cell: exact sizes would cost µs
+        rows, columns = body.shape
+        return rows * columns * 16 + _SMALL
+    if isinstance(body, np.ndarray):
+        return body.nbytes + _SMALL
+    return _SMALL
 
 
 class BatchingProcessor(LogRecordProcessor):
@@ -30,16 +52,20 @@ class BatchingProcessor(LogRecordProcessor):
         exporter: LogRecordExporter,
         *,
         max_queue_size: int = 8192,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         max_export_batch_size: int = 1024,
         schedule_delay_millis: int = 500,
         tally: Tally | None = None,
     ) -> None:
         self._exporter = exporter
         self._max_queue = max_queue_size
+        self._max_bytes = max_queue_bytes
+        self._bytes = 0  # approximate payload bytes queued (see payload_size)
+        self._bytes_lock = threading.Lock()
         self._batch_size = max_export_batch_size
         self._delay = schedule_delay_millis / 1000
         self.tally = tally or Tally("otel_collector_ext", "otel_collector_ext")
-        self._queue: collections.deque[ReadableLogRecord] = collections.deque()
+        self._queue: collections.deque[tuple[ReadableLogRecord, int]] = collections.deque()
         self._wake = threading.Event()
         self._flush_lock = threading.Lock()
         self._flush_waiters: list[threading.Event] = []
@@ -55,7 +81,17 @@ class BatchingProcessor(LogRecordProcessor):
         if self._stopping or len(queue) >= self._max_queue:
             self.tally.add("records.dropped", reason="shutdown" if self._stopping else "queue_full")
             return
-        queue.append(log_record)
+        size = payload_size(log_record.log_record.body)
+        with self._bytes_lock:
+            if self._bytes + size > self._max_bytes and queue:
+                full = True
+            else:
+                full = False
+                self._bytes += size
+        if full:
+            self.tally.add("records.dropped", reason="queue_full")
+            return
+        queue.append((log_record, size))
         if len(queue) >= self._batch_size:
             self._wake.set()
 
@@ -64,8 +100,13 @@ class BatchingProcessor(LogRecordProcessor):
         """Records queued and not yet handed to the exporter."""
         return len(self._queue)
 
+    @property
+    def pending_bytes(self) -> int:
+        """Approximate payload bytes queued."""
+        return self._bytes
+
     def queue_full(self) -> bool:
-        return len(self._queue) >= self._max_queue
+        return len(self._queue) >= self._max_queue or self._bytes >= self._max_bytes
 
     # -- background thread ---------------------------------------------------------
     def _run(self) -> None:
@@ -85,8 +126,10 @@ class BatchingProcessor(LogRecordProcessor):
     def _drain(self) -> None:
         queue = self._queue
         while queue:
-            batch = [queue.popleft() for _ in range(min(self._batch_size, len(queue)))]
-            self._export(batch)
+            entries = [queue.popleft() for _ in range(min(self._batch_size, len(queue)))]
+            with self._bytes_lock:
+                self._bytes -= sum(size for _, size in entries)
+            self._export([record for record, _ in entries])
 
     def _export(self, batch: Sequence[ReadableLogRecord]) -> None:
         try:

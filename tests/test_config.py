@@ -80,6 +80,7 @@ def test_env_var_selects_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         ({"deployment": ""}, "deployment"),
         ({"deployment": 5}, "deployment"),
         ({"batch": {"max_queue_size": 0}}, "batch.max_queue_size"),
+        ({"batch": {"max_queue_bytes": 10}}, "batch.max_queue_bytes"),
         ({"exporter": "avro"}, "exporter"),
         ({"model_version": ["x"]}, "model_version"),
     ],

@@ -89,3 +89,34 @@ def test_emit_after_shutdown_is_counted() -> None:
     processor.on_emit(object())  # type: ignore[arg-type]
     assert processor.tally.get("records.dropped", reason="shutdown") == 1
     assert processor.force_flush(1000)
+
+
+def test_queue_is_bounded_in_bytes_too() -> None:
+    gate = threading.Event()
+    exporter = Recording(gate=gate)
+    processor = BatchingProcessor(exporter, max_queue_bytes=10 * 1024 * 1024,
+                                  max_export_batch_size=1, schedule_delay_millis=1)
+    provider, logger = _logger(processor)
+    logger.emit(body=b"first")
+    assert exporter.entered.wait(10)  # the worker is blocked inside export()
+    megabyte = b"x" * (1024 * 1024)
+    for _ in range(50):
+        logger.emit(body=megabyte)  # a burst of large HTTP bodies
+    assert processor.pending == 9 and processor.pending_bytes <= 10 * 1024 * 1024
+    assert processor.tally.get("records.dropped", reason="queue_full") == 41
+    gate.set()
+    assert processor.force_flush(10_000)
+    assert len(exporter.bodies) == 10 and processor.pending_bytes == 0
+    provider.shutdown()
+
+
+def test_payload_sizes() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from otel_collector_ext.processor import payload_size
+
+    assert payload_size(b"x" * 1000) >= 1000 and payload_size("é" * 10) >= 10
+    assert payload_size(np.zeros(1000)) >= 8000
+    assert payload_size(pd.DataFrame({"a": np.zeros(1000), "b": np.arange(1000)})) >= 16000
+    assert 0 < payload_size({"a": 1}) < 1024 and 0 < payload_size(None) < 1024
