@@ -17,6 +17,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pandas as pd
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
@@ -41,6 +42,7 @@ from .tabular import convert_frames, to_frame
 from .telemetry import LimitedLog, Tally
 
 _log = logging.getLogger(__name__)
+_ROWS = object()  # marks a group of dict rows among the tabular groups
 _limited = LimitedLog(_log)
 
 ENV_PREFIX = "OTEL_COLLECTOR_EXT_AVRO_"
@@ -110,8 +112,9 @@ class AvroLogExporter(LogRecordExporter):
                 self._drop(1, "conversion_failed", e)
         ok = True
         with self._lock:
-            for (directory, instance, collection, _), (frames, envelopes) in tabular.items():
-                ok &= self._write_tabular(directory, instance, collection, frames, envelopes)
+            for (directory, instance, collection, cols), (frames, envelopes) in tabular.items():
+                write = self._write_rows if cols[:1] == (_ROWS,) else self._write_tabular
+                ok &= write(directory, instance, collection, frames, envelopes)
             for (directory, instance, collection), rows in payloads.items():
                 ok &= self._write(directory, instance, payload_schema(collection), rows,
                                   collection, SHAPE_PAYLOAD)
@@ -144,7 +147,13 @@ class AvroLogExporter(LogRecordExporter):
         directory = self._partition(endpoint, deployment, collection,
                                     envelope.time_us // self._span_us)
         kind = str(attrs.get(A.PAYLOAD_KIND) or "")
-        if kind in A.TABULAR_KINDS:
+        if kind == A.KIND_ROW and isinstance(record.body, Mapping):
+            # Dict rows of one batch become one frame later: a frame per row costs ~85 µs.
+            key = (directory, instance, collection, (_ROWS, *record.body))
+            bodies, envelopes = tabular.setdefault(key, ([], []))
+            bodies.append(record.body)
+            envelopes.append(envelope)
+        elif kind in A.TABULAR_KINDS:
             frame = to_frame(record.body, kind)
             key = (directory, instance, collection, tuple(frame.columns))
             frames, envelopes = tabular.setdefault(key, ([], []))
@@ -203,6 +212,39 @@ class AvroLogExporter(LogRecordExporter):
             return ok
         return self._write(directory, instance, converted.schema, converted.rows, collection,
                            SHAPE_TABULAR, records=len(frames))
+
+    def _write_rows(
+        self,
+        directory: str,
+        instance: str,
+        collection: str,
+        rows: list[dict[Any, Any]],
+        envelopes: list[Envelope],
+    ) -> bool:
+        """Dict rows (same keys) as one frame, typed as one-row frames would be and merged:
+        pandas' inference per column, and object where a None appears (as a lone None's
+        frame would make it), so both paths write the same schema and values."""
+        try:
+            columns: dict[Any, Any] = {}
+            for key in rows[0]:
+                values = [row[key] for row in rows]
+                has_none = any(v is None for v in values)
+                columns[key] = pd.Series(values, dtype=object) if has_none else values
+            frame = pd.DataFrame(columns)
+            converted = convert_frames([frame], envelopes[:1], _record_name(collection))
+            for datum, envelope in zip(converted.rows, envelopes, strict=True):
+                datum.update(envelope.fields(0))
+        except Exception:  # an odd value somewhere: convert row by row, dropping bad ones
+            frames, kept = [], []
+            for row, envelope in zip(rows, envelopes, strict=True):
+                try:
+                    frames.append(to_frame(row, A.KIND_ROW))
+                    kept.append(envelope)
+                except Exception as e:
+                    self._drop(1, "conversion_failed", e)
+            return self._write_tabular(directory, instance, collection, frames, kept)
+        return self._write(directory, instance, converted.schema, converted.rows, collection,
+                           SHAPE_TABULAR, records=len(rows))
 
     def _write(
         self,
