@@ -6,6 +6,8 @@
     Collector(name="model_outputs").collect(output_df, context)
 """
 
+from typing import Any
+
 from .collector import Collector
 from .config import Config, ConfigError
 from .context import BasicCorrelationContext, CorrelationContext, correlation_scope
@@ -27,7 +29,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # the readers are imported only when asked for
+def __getattr__(name: str) -> Any:  # the readers are imported only when asked for
     if name in ("load", "join_inputs_outputs"):
         from . import readback
 

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 COMMANDS: dict[str, str] = {
     "demo": "run an end-to-end demo on a local folder and print what was collected",
@@ -21,7 +22,7 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def _module(name: str):  # noqa: ANN202 - a command module
+def _module(name: str) -> ModuleType:
     return importlib.import_module(f"otel_collector_ext.commands.{name}")
 
 
