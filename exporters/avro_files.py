@@ -20,6 +20,7 @@ from .avro_container import ContainerEncoder, check_codec, sync_marker_for
 from .avro_schema import fingerprint
 from .storage.base import AppendConflict, Storage
 
+_CONFLICT_ATTEMPTS = 8  # files tried in turn when others keep writing the same names
 _MAX_OPEN = 512  # partitions kept open; older ones are simply forgotten (files stay valid)
 
 
@@ -70,14 +71,19 @@ class AvroFileWriter:
             data = current.encoder.blocks(rows)
             if current.size == 0:
                 data = current.encoder.header + data
-            try:
-                current.size = self.storage.append(current.path, data, expected_size=current.size)
-            except AppendConflict:
-                # Someone else wrote there (or a lost retry did): never append to bytes we
-                # do not know; start the next file and write the whole batch there.
-                current = self._start(key, schema, fp, metadata)
-                data = current.encoder.header + current.encoder.blocks(rows)
-                current.size = self.storage.append(current.path, data, expected_size=0)
+            for attempt in range(_CONFLICT_ATTEMPTS):
+                try:
+                    current.size = self.storage.append(current.path, data,
+                                                       expected_size=current.size)
+                    break
+                except AppendConflict:
+                    # Someone else writes there too (a second writer with this instance id,
+                    # or a lost retry): never append to bytes we do not know; move on to the
+                    # next file and write the whole batch there.
+                    if attempt == _CONFLICT_ATTEMPTS - 1:
+                        raise
+                    current = self._start(key, schema, fp, metadata)
+                    data = current.encoder.header + current.encoder.blocks(rows)
             current.appends += 1
             while len(self._open) > _MAX_OPEN:
                 self._open.popitem(last=False)

@@ -70,3 +70,23 @@ def test_partition_layout_follows_event_time_and_rolling_rate() -> None:
     assert time_path(t + 61_000_000, "minute") == "2025/11/24/16/01"
     assert time_path(t, "day") == "2025/11/24"
     assert partition_dir("ep", "dep", "inputs", t) == "ep/dep/inputs/2025/11/24/16"
+
+
+def test_writer_moves_past_files_someone_else_writes(tmp_path: Path) -> None:
+    import fastavro
+
+    from exporters.avro_files import AvroFileWriter
+
+    storage = LocalStorage(tmp_path)
+    schema = {"type": "record", "name": "r", "fields": [{"name": "a", "type": "long"}]}
+    writer = AvroFileWriter(storage)
+    assert writer.write("p", "i", schema, [{"a": 1}]) == "p/i.0000.avro"
+    # Another writer with the same instance id takes the current and the next two names.
+    for seq in range(3):
+        storage.append(f"p/i.{seq:04d}.avro", b"theirs", expected_size=storage.size(
+            f"p/i.{seq:04d}.avro") or 0)
+    path = writer.write("p", "i", schema, [{"a": 2}])
+    assert path == "p/i.0003.avro"
+    with open(tmp_path / path, "rb") as f:
+        assert [r["a"] for r in fastavro.reader(f)] == [2]
+    assert storage.read("p/i.0001.avro") == b"theirs"  # never appended to
