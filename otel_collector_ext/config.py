@@ -69,6 +69,9 @@ class Config:
     # bodies up to inline_limit_bytes stay in memory, larger ones spill to a temporary
     # file, and bytes beyond max_body_bytes are not recorded (the record says truncated).
     capture_query: bool = False
+    # Paths whose requests are not recorded (health checks, probes); a trailing '*'
+    # matches a prefix. The correlation id is still set for them.
+    exclude_paths: tuple[str, ...] = ()
     inline_limit_bytes: int = DEFAULT_INLINE_LIMIT_BYTES
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     redaction: Redactor | None = None  # top-level `redaction:` block, applied in collect()
@@ -196,7 +199,7 @@ def _data_collector(dc: Any) -> dict[str, Any]:
 
 
 _REQUEST_LOGGING_KEYS = {"capture_headers", "capture_query", "inline_limit_bytes",
-                         "max_body_bytes"}
+                         "max_body_bytes", "exclude_paths"}
 
 
 def _request_logging(rl: Any) -> dict[str, Any]:
@@ -215,6 +218,13 @@ def _request_logging(rl: Any) -> dict[str, Any]:
     for name in ("inline_limit_bytes", "max_body_bytes"):
         if name in rl:
             out[name] = _size(rl[name], f"{prefix}.{name}")
+    if "exclude_paths" in rl:
+        paths = rl["exclude_paths"]
+        if not isinstance(paths, list) or not all(
+            isinstance(p, str) and p.startswith("/") for p in paths
+        ):
+            raise ConfigError(f"{prefix}.exclude_paths must be a list of paths starting with '/'")
+        out["exclude_paths"] = tuple(paths)
     return out
 
 

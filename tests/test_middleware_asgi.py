@@ -21,6 +21,8 @@ import pandas as pd
 import pytest
 
 import otel_collector_ext as oce
+from otel_collector_ext import Collector
+from otel_collector_ext.middleware import ASGIMiddleware
 from otel_collector_ext.sampling import sample_point
 
 from .conftest import ROOT, local_config
@@ -414,3 +416,38 @@ def test_the_documented_fastapi_example_works(tmp_path: Path) -> None:
     frames = _load(tmp_path / "collected")
     for collection in COLLECTIONS:
         assert frames[collection]["_correlation_id"].tolist() == ["doc-1"], collection
+
+
+def test_excluded_paths_get_an_id_but_no_records(tmp_path: Path) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    def ok(request: Any) -> PlainTextResponse:
+        Collector(name="model_inputs").collect({"path": request.url.path})
+        return PlainTextResponse("ok")
+
+    app = ASGIMiddleware(Starlette(routes=[
+        Route(p, ok) for p in ("/health", "/internal/ready", "/score")]))
+    oce.configure(enabled_config(tmp_path / "collected",
+                                 request_logging={"capture_headers": [],
+                                                  "exclude_paths": ["/health", "/internal/*"]}))
+
+    async def call(path: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.get(path)
+
+    for path in ("/health", "/internal/ready", "/score"):
+        response = asyncio.run(call(path))
+        assert response.status_code == 200 and response.headers["x-request-id"]
+    assert oce.flush()
+    frames = _load(tmp_path / "collected")
+    assert frames["request"]["path"].tolist() == ["/score"]
+    assert frames["response"]["path"].tolist() == ["/score"]
+    assert len(frames["model_inputs"]) == 3  # custom logging is not affected
+
+
+def test_exclude_paths_must_be_paths() -> None:
+    with pytest.raises(oce.ConfigError, match="exclude_paths"):
+        oce.configure({"data_collector": {"request_logging": {"exclude_paths": ["health"]}}})

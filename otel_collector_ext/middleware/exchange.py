@@ -88,6 +88,8 @@ class Settings:
 
     capture_headers: frozenset[str | bytes]
     capture_query: bool
+    exclude_exact: frozenset[str]  # request paths not recorded
+    exclude_prefixes: tuple[str, ...]
     memory_limit: int
     max_body: int
     # Request headers an exchange must look at: the allow-list plus those it interprets.
@@ -101,6 +103,8 @@ class Settings:
         return cls(
             capture_headers=_both(capture),
             capture_query=config.capture_query,
+            exclude_exact=frozenset(p for p in config.exclude_paths if not p.endswith("*")),
+            exclude_prefixes=tuple(p[:-1] for p in config.exclude_paths if p.endswith("*")),
             memory_limit=config.inline_limit_bytes,
             max_body=config.max_body_bytes,
             wanted=_both(capture | _INTERPRETED),
@@ -297,6 +301,10 @@ class Exchange:
             exchange._flags.append(FLAG_REQUEST_ID_INVALID)
         if pipeline is None or settings is None:
             return exchange
+        if path in settings.exclude_exact or (
+            settings.exclude_prefixes and path.startswith(settings.exclude_prefixes)
+        ):
+            return exchange  # a health check or probe: served with an id, not recorded
         try:
             sampler = pipeline.sampler
             want_request = (config.collection("request") is not None
