@@ -90,3 +90,23 @@ signal.pause()
 """
     done = run_python(code)
     assert done.returncode == 7 and "app handler ran" in done.stdout
+
+
+def test_console_exporter_swapped_in_by_config() -> None:
+    code = """
+import pandas as pd
+import otel_collector_ext as oce
+c = oce.Collector(name="model_inputs")
+c.collect(pd.DataFrame({"a": [1, 2]}))
+c.collect("x" * 1000)
+oce.flush()
+"""
+    done = run_python(code, OTEL_COLLECTOR_EXT_CONFIG=str(ROOT / "configs" / "console.yaml"))
+    assert done.returncode == 0, done.stderr
+    import json
+
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [line["event_name"] for line in lines] == ["ml.inference.model_inputs"] * 2
+    assert lines[0]["body"] == {"type": "DataFrame", "shape": [2, 1]}
+    assert lines[1]["body"].endswith("…") and len(lines[1]["body"]) == 201
+    assert lines[0]["attributes"]["ml.inference.endpoint"] == "my-endpoint"
