@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -103,8 +104,6 @@ oce.flush()
 """
     done = run_python(code, OTEL_COLLECTOR_EXT_CONFIG=str(ROOT / "configs" / "console.yaml"))
     assert done.returncode == 0, done.stderr
-    import json
-
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert [line["event_name"] for line in lines] == ["ml.inference.model_inputs"] * 2
     assert lines[0]["body"] == {"type": "DataFrame", "shape": [2, 1]}
