@@ -136,7 +136,7 @@ class AvroLogExporter(LogRecordExporter):
         deployment = str(attrs.get(A.DEPLOYMENT) or "default")
         resource_attrs = readable.resource.attributes if readable.resource else {}
         instance = safe_segment(str(resource_attrs.get(A.INSTANCE_ID) or self.instance_id))
-        time_ns = record.timestamp or record.observed_timestamp
+        time_ns = record.timestamp if record.timestamp is not None else record.observed_timestamp
         envelope = Envelope(
             correlation_id=str(attrs.get(A.CORRELATION_ID) or ""),
             time_us=int(time_ns) // 1000,

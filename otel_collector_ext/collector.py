@@ -20,6 +20,9 @@ from .pipeline import get_pipeline
 from .snapshot import EmptyPayload, snapshot
 
 _log = logging.getLogger("otel_collector_ext")
+# Year 10000 in ns: later times break Avro readers and OTLP's unsigned 64-bit times;
+# earlier than 1970 cannot travel over OTLP at all.
+MAX_EVENT_TIME_NS = 253_402_300_800 * 1_000_000_000
 
 
 def _raise(error: Exception) -> None:
@@ -55,7 +58,11 @@ class Collector:
         middleware) is used, else a new one. `attributes` are extra OTel attributes
         (the payload middleware passes HTTP details this way).
         """
-        context = correlation_context or current_context() or BasicCorrelationContext()
+        context = correlation_context  # a context may be falsy (a dict subclass, say)
+        if context is None:
+            context = current_context()
+            if context is None:
+                context = BasicCorrelationContext()
         if not self._valid:
             return context
         try:
@@ -63,8 +70,15 @@ class Collector:
             time_ns = event_time_ns(context)
             if not isinstance(correlation_id, str):
                 raise TypeError("correlation_context.get_id() must return a str")
+            if not 0 <= time_ns < MAX_EVENT_TIME_NS:
+                raise ValueError(
+                    f"event time {context.get_timestamp()!r} is not seconds since the epoch "
+                    "between 1970 and 9999 (milliseconds by mistake?)"
+                )
         except Exception as e:
-            self.on_error(TypeError(f"invalid correlation_context: {e}"))
+            error = e if isinstance(e, ValueError) else TypeError(
+                f"invalid correlation_context: {e}")
+            self.on_error(error)
             return context
         try:
             pipeline = get_pipeline()

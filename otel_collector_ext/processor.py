@@ -61,7 +61,7 @@ class BatchingProcessor(LogRecordProcessor):
         self._max_queue = max_queue_size
         self._max_bytes = max_queue_bytes
         self._bytes = 0  # approximate payload bytes queued (see payload_size)
-        self._bytes_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._batch_size = max_export_batch_size
         self._delay = schedule_delay_millis / 1000
         self.tally = tally or Tally("otel_collector_ext", "otel_collector_ext")
@@ -78,21 +78,24 @@ class BatchingProcessor(LogRecordProcessor):
     # -- emitting thread (the user's scoring code): keep it tiny -------------------
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         queue = self._queue
-        if self._stopping or len(queue) >= self._max_queue:
-            self.tally.add("records.dropped", reason="shutdown" if self._stopping else "queue_full")
+        if self._stopping:
+            self.tally.add("records.dropped", reason="shutdown")
             return
         size = payload_size(log_record.log_record.body)
-        with self._bytes_lock:
-            if self._bytes + size > self._max_bytes and queue:
-                full = True
+        # One short lock: the stopping check, both bounds and the append are one step, so
+        # nothing slips in after shutdown's last drain and the byte count stays exact.
+        with self._lock:
+            if self._stopping:
+                reason = "shutdown"
+            elif len(queue) >= self._max_queue or (self._bytes + size > self._max_bytes and queue):
+                reason = "queue_full"
             else:
-                full = False
+                reason = None
                 self._bytes += size
-        if full:
-            self.tally.add("records.dropped", reason="queue_full")
-            return
-        queue.append((log_record, size))
-        if len(queue) >= self._batch_size:
+                queue.append((log_record, size))
+        if reason is not None:
+            self.tally.add("records.dropped", reason=reason)
+        elif len(queue) >= self._batch_size:
             self._wake.set()
 
     @property
@@ -113,9 +116,12 @@ class BatchingProcessor(LogRecordProcessor):
         while True:
             self._wake.wait(self._delay)
             self._wake.clear()
-            self._drain()
+            # Take the flush requests before draining: everything queued before a request
+            # is then in this drain (taking them after would release a request made after
+            # the drain saw an empty queue, with its records still queued).
             with self._flush_lock:
                 waiters, self._flush_waiters = self._flush_waiters, []
+            self._drain()
             if waiters:
                 self._flush_exporter()
                 for event in waiters:
@@ -126,8 +132,8 @@ class BatchingProcessor(LogRecordProcessor):
     def _drain(self) -> None:
         queue = self._queue
         while queue:
-            entries = [queue.popleft() for _ in range(min(self._batch_size, len(queue)))]
-            with self._bytes_lock:
+            with self._lock:
+                entries = [queue.popleft() for _ in range(min(self._batch_size, len(queue)))]
                 self._bytes -= sum(size for _, size in entries)
             self._export([record for record, _ in entries])
 
@@ -161,10 +167,12 @@ class BatchingProcessor(LogRecordProcessor):
         return done.wait(timeout_millis / 1000)
 
     def shutdown(self) -> None:
-        if self._stopping:
-            return
-        self._stopping = True
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
         self._wake.set()
         self._thread.join()
+        self._drain()  # whatever was appended while the worker was finishing
         self._flush_exporter()
         self._exporter.shutdown()

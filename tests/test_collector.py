@@ -327,3 +327,33 @@ def test_bodies_over_the_inline_limit_are_stored_apart(data_dir: Path) -> None:
     assert ref.endswith(".bin") and (data_dir / ref).read_bytes() == big
     fetched = load(data_dir, "payloads", fetch_bodies=True).sort_values("body_size")
     assert fetched["body"].tolist() == [small, big]
+
+
+def test_event_times_are_checked_and_zero_is_kept(pipeline: object, data_dir: Path) -> None:
+    errors: list[Exception] = []
+    c = Collector(name="times", on_error=errors.append)
+    c.collect({"a": 1}, BasicCorrelationContext(timestamp=1_764_000_000_000))  # ms by mistake
+    c.collect({"a": 2}, BasicCorrelationContext(timestamp=-5))
+    c.collect({"a": 3}, BasicCorrelationContext(timestamp=0))
+    assert [type(e) for e in errors] == [ValueError, ValueError]
+    assert "milliseconds" in str(errors[0])
+    assert oce.flush()
+    got = load(data_dir, "times")
+    assert got["a"].tolist() == [3] and str(got["_time"][0]) == "1970-01-01 00:00:00+00:00"
+
+
+def test_a_falsy_context_is_still_the_context(pipeline: object, data_dir: Path) -> None:
+    class DictContext(dict):  # empty, so falsy, and a perfectly good context
+        def get_id(self) -> str:
+            return "dict-ctx"
+
+        def get_timestamp(self) -> int:
+            return 1_700_000_000
+
+        def get_headers(self) -> dict:
+            return {}
+
+    ctx = DictContext()
+    assert Collector(name="falsy").collect({"a": 1}, ctx) is ctx  # type: ignore[arg-type]
+    assert oce.flush()
+    assert load(data_dir, "falsy")["_correlation_id"].tolist() == ["dict-ctx"]

@@ -1,4 +1,5 @@
 import threading
+import time
 from collections.abc import Sequence
 
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
@@ -11,6 +12,7 @@ class Recording(LogRecordExporter):
     def __init__(self, *, gate: threading.Event | None = None, fail: bool = False) -> None:
         self.bodies: list[object] = []
         self.flushes = 0
+        self.exported_at_flush: list[int] = []
         self.shut = False
         self.gate = gate
         self.fail = fail
@@ -27,6 +29,7 @@ class Recording(LogRecordExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         self.flushes += 1
+        self.exported_at_flush.append(len(self.bodies))
         return True
 
     def shutdown(self) -> None:
@@ -120,3 +123,64 @@ def test_payload_sizes() -> None:
     assert payload_size(np.zeros(1000)) >= 8000
     assert payload_size(pd.DataFrame({"a": np.zeros(1000), "b": np.arange(1000)})) >= 16000
     assert 0 < payload_size({"a": 1}) < 1024 and 0 < payload_size(None) < 1024
+
+
+class PausingAfterDrain(BatchingProcessor):
+    """Stops the export thread once right after a drain: where a race used to hide."""
+
+    def __init__(self, exporter: LogRecordExporter) -> None:
+        self.drained = threading.Event()
+        self.go_on = threading.Event()
+        self.paused = False
+        super().__init__(exporter, schedule_delay_millis=50)
+
+    def _drain(self) -> None:
+        super()._drain()
+        if not self.paused and threading.current_thread() is self._thread:
+            self.paused = True
+            self.drained.set()
+            self.go_on.wait(30)
+
+
+def test_flush_right_after_a_drain_still_exports_what_came_before() -> None:
+    exporter = Recording()
+    processor = PausingAfterDrain(exporter)
+    provider, logger = _logger(processor)
+    assert processor.drained.wait(10)  # the worker has just seen an empty queue
+    logger.emit(body="collected before the flush")
+    results: list[bool] = []
+    flusher = threading.Thread(target=lambda: results.append(processor.force_flush(10_000)))
+    flusher.start()
+    deadline = time.monotonic() + 10
+    while not processor._flush_waiters and time.monotonic() < deadline:
+        time.sleep(0.001)  # polling until the flush request is registered
+    processor.go_on.set()
+    flusher.join(10)
+    assert results == [True]
+    # When the flush reached the exporter, the record collected before it was exported.
+    assert exporter.exported_at_flush[0] == 1
+    provider.shutdown()
+
+
+def test_nothing_is_lost_when_shutdown_races_with_emits() -> None:
+    exporter = Recording()
+    processor = BatchingProcessor(exporter, schedule_delay_millis=1)
+    provider, logger = _logger(processor)
+    stop = threading.Event()
+    emitted = [0]
+
+    def emit() -> None:
+        while not stop.is_set():
+            logger.emit(body=emitted[0])
+            emitted[0] += 1
+
+    worker = threading.Thread(target=emit)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while emitted[0] < 2000 and time.monotonic() < deadline:
+        time.sleep(0.001)  # polling until emits are under way
+    processor.shutdown()
+    stop.set()
+    worker.join()
+    dropped = processor.tally.get("records.dropped", reason="shutdown")
+    assert len(exporter.bodies) + dropped == emitted[0]  # every emit exported or counted
