@@ -96,9 +96,13 @@ class Config:
 
 
 def default_instance_id() -> str:
-    """This replica's id: the host name (a pod name under Kubernetes), made path-safe."""
+    """This process's id: `{host}-{pid}` (the host is the pod name under Kubernetes).
+
+    The process id keeps the workers of one server (gunicorn, Azure ML's inference
+    server) in files of their own: writers never share a file.
+    """
     host = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname())
-    return host.strip(".-")[:64] or "instance"
+    return f"{host.strip('.-')[:64] or 'instance'}-{os.getpid()}"
 
 
 def default_exporter() -> dict[str, Any]:

@@ -7,6 +7,7 @@ interpreter exit so a normal exit loses nothing.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import os
 import signal
@@ -120,11 +121,14 @@ def configure(source: str | Mapping[str, Any] | Config | None = None) -> Pipelin
 
 def _rebuild_after_fork() -> None:
     # A forked child (gunicorn --preload, multiprocessing) inherits the queue but not the
-    # export thread: give it a fresh pipeline with the same configuration.
+    # export thread: give it a fresh pipeline, and files of its own, so parent and
+    # siblings never write the same file.
     global _current, _lock
     _lock = threading.Lock()
     if _current is not None and not _current.closed:
-        _current = Pipeline(_current.config)
+        config = _current.config
+        base = config.instance_id.removesuffix(f"-{os.getppid()}")
+        _current = Pipeline(dataclasses.replace(config, instance_id=f"{base}-{os.getpid()}"))
 
 
 os.register_at_fork(after_in_child=_rebuild_after_fork)

@@ -1,10 +1,13 @@
 from pathlib import Path
 
+import fastavro
 import pytest
 
 from exporters.partitioning import partition_dir, safe_segment, time_path
 from exporters.storage import AppendConflict, LocalStorage, open_storage
 from exporters.storage.paths import check_relative_path
+
+from .conftest import run_python
 
 
 def test_append_checks_expected_size(tmp_path: Path) -> None:
@@ -73,8 +76,6 @@ def test_partition_layout_follows_event_time_and_rolling_rate() -> None:
 
 
 def test_writer_moves_past_files_someone_else_writes(tmp_path: Path) -> None:
-    import fastavro
-
     from exporters.avro_files import AvroFileWriter
 
     storage = LocalStorage(tmp_path)
@@ -90,3 +91,61 @@ def test_writer_moves_past_files_someone_else_writes(tmp_path: Path) -> None:
     with open(tmp_path / path, "rb") as f:
         assert [r["a"] for r in fastavro.reader(f)] == [2]
     assert storage.read("p/i.0001.avro") == b"theirs"  # never appended to
+
+
+def test_a_failed_append_leaves_the_file_readable(tmp_path: Path) -> None:
+    code = f"""
+import resource, signal, fastavro
+from exporters.avro_files import AvroFileWriter
+from exporters.storage.local import LocalStorage
+w = AvroFileWriter(LocalStorage({str(tmp_path)!r}), codec="null")
+schema = {{"type": "record", "name": "r", "fields": [{{"name": "s", "type": "string"}}]}}
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+w.write("p", "i", schema, [{{"s": "a" * 500}}])
+resource.setrlimit(resource.RLIMIT_FSIZE, (1500, hard))  # the disk fills up mid-write
+try:
+    w.write("p", "i", schema, [{{"s": "b" * 2000}}])
+    raise SystemExit("the write should have failed")
+except OSError:
+    pass
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+w.write("p", "i", schema, [{{"s": "c" * 10}}])
+"""
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+    rows = []
+    for path in sorted(tmp_path.rglob("*.avro")):
+        with open(path, "rb") as f:
+            rows += [r["s"][0] for r in fastavro.reader(f)]
+    assert rows == ["a", "c"]
+
+
+def test_forked_workers_never_corrupt_files(tmp_path: Path) -> None:
+    code = f"""
+import os
+import otel_collector_ext as oce
+oce.configure({{"exporter": {{"type": "avro", "destination": {str(tmp_path)!r}}},
+               "instance_id": "same", "batch": {{"schedule_delay_millis": 5}}}})
+c = oce.Collector(name="w")
+c.collect({{"worker": -1, "i": 0}})
+oce.flush()
+children = []
+for n in range(6):
+    pid = os.fork()
+    if pid == 0:
+        for i in range(40):
+            c.collect({{"worker": n, "i": i}})
+            oce.flush()
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+"""
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+    total = 0
+    for path in tmp_path.rglob("*.avro"):
+        with open(path, "rb") as f:
+            total += sum(1 for _ in fastavro.reader(f))  # raises on a corrupt file
+    assert total == 1 + 6 * 40

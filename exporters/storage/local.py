@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import os
 import threading
+
+try:
+    import fcntl
+except ImportError:  # Windows: one process per folder is then the rule
+    fcntl = None  # type: ignore[assignment]
 from collections.abc import Iterator
 from pathlib import Path
 
 from .base import AppendConflict, ObjectInfo, Storage
 from .paths import check_relative_path
+
+
+def _lock_file(fd: int) -> None:
+    """An exclusive advisory lock on an open file, released when it is closed."""
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
 
 
 class LocalStorage(Storage):
@@ -42,14 +53,26 @@ class LocalStorage(Storage):
     def append(self, path: str, data: bytes, *, expected_size: int) -> int:
         full = self._resolve(path)
         full.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, open(full, "ab") as f:
-            actual = f.seek(0, os.SEEK_END)
-            if actual != expected_size:
-                raise AppendConflict(path, expected_size, actual)
-            f.write(data)
-            f.flush()
-            if self.fsync:
-                os.fsync(f.fileno())
+        with self._lock:
+            fd = os.open(full, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                _lock_file(fd)  # check-then-write must hold across processes (forked workers)
+                actual = os.lseek(fd, 0, os.SEEK_END)
+                if actual != expected_size:
+                    raise AppendConflict(path, expected_size, actual)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    if self.fsync:
+                        os.fsync(fd)
+                except BaseException:
+                    # A partial write (disk full) would leave a torn block that makes the
+                    # whole file unreadable: cut the file back to what it was.
+                    os.ftruncate(fd, actual)
+                    raise
+            finally:
+                os.close(fd)
             return actual + len(data)
 
     def put(self, path: str, data: bytes) -> None:
