@@ -9,26 +9,36 @@ name is percent-escaped, so no value can climb out of the storage root.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from datetime import UTC, datetime
 
 ROLLING_DEPTH = {"day": 3, "hour": 4, "minute": 5}
+_MAX_ESCAPED = 120  # well under the 255-byte file-name limit
 ROLLING_SPAN_US = {"day": 86_400_000_000, "hour": 3_600_000_000, "minute": 60_000_000}
 _SAFE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,126}[A-Za-z0-9_\-])?")
 
 
 @functools.lru_cache(maxsize=4096)
 def safe_segment(value: str) -> str:
-    """`value` if it is a safe path segment, else a percent-escaped, bounded form of it."""
+    """`value` if it is a safe path segment, else an escaped form of it, at most 120 chars.
+
+    Escaping (percent-encoding anything but letters, digits, '_' and '-') keeps distinct
+    values distinct; a form that would be too long for a file name is cut and followed by
+    a hash of the whole value, so it stays distinct and bounded.
+    """
     if _SAFE.fullmatch(value):
         return value
     escaped = "".join(
         c if (c.isascii() and (c.isalnum() or c in "_-")) else "".join(
             f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass")
         )
-        for c in value[:128]
-    )
-    return escaped or "%00"
+        for c in value
+    ) or "%00"
+    if len(escaped) <= _MAX_ESCAPED:
+        return escaped
+    digest = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return f"{escaped[:_MAX_ESCAPED - 17]}~{digest}"
 
 
 def time_path(time_us: int, rolling_rate: str = "hour") -> str:

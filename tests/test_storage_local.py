@@ -149,3 +149,12 @@ for pid in children:
         with open(path, "rb") as f:
             total += sum(1 for _ in fastavro.reader(f))  # raises on a corrupt file
     assert total == 1 + 6 * 40
+
+
+def test_long_and_escaped_segments_stay_distinct_and_bounded() -> None:
+    values = ["a" * 128, "a" * 129, "a" * 200, "a" * 129 + "-tenant-c", "é" * 100, "é" * 101]
+    segments = [safe_segment(v) for v in values]
+    assert len(set(segments)) == len(values)
+    assert all(len(s.encode()) <= 128 for s in segments)
+    for s in segments:
+        check_relative_path(s)
