@@ -65,6 +65,14 @@ class ContainerEncoder:
         )
         return buf.getvalue()
 
+    def encodes(self, record: Mapping[str, Any]) -> bool:
+        """Whether `record` fits the schema (used to find the one bad record of a batch)."""
+        try:
+            fastavro.schemaless_writer(io.BytesIO(), self._schema, record)
+        except Exception:
+            return False
+        return True
+
     def blocks(self, records: Iterable[Mapping[str, Any]]) -> bytes:
         """Complete data blocks for `records`, to follow the header (or earlier blocks)."""
         return self._encode(records)[len(self.header):]

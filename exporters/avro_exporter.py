@@ -36,7 +36,7 @@ from .avro_schema import (
 )
 from .partitioning import ROLLING_DEPTH, ROLLING_SPAN_US, partition_dir, safe_segment
 from .payload_rows import body_bytes, payload_row
-from .storage import Storage, open_storage
+from .storage import Storage, StorageError, open_storage
 from .storage.spool import SpoolFull
 from .tabular import convert_frames, to_frame
 from .telemetry import LimitedLog, Tally
@@ -57,10 +57,15 @@ def _record_name(collection: str) -> str:
 class AvroLogExporter(LogRecordExporter):
     """Writes inference log records as Avro files under `destination`.
 
+    It counts its own drops per record (`tally`), so a FAILURE result does not mean
+    that the whole batch was lost (`counts_own_drops`).
+
     With no arguments (auto-instrumentation), options come from the environment:
     OTEL_COLLECTOR_EXT_DESTINATION, and OTEL_COLLECTOR_EXT_AVRO_CODEC,
     _ROLLING_RATE, _MAX_FILE_BYTES, _INSTANCE_ID, _INLINE_LIMIT.
     """
+
+    counts_own_drops = True
 
     def __init__(
         self,
@@ -267,9 +272,20 @@ class AvroLogExporter(LogRecordExporter):
         except SpoolFull as e:
             self._drop(count, "spool_full", e)
             return False
-        except Exception as e:
+        except (StorageError, OSError) as e:
             self._drop(count, "storage_failed", e)
             return False
+        except Exception as e:  # a value Avro cannot encode: drop that row, keep the rest
+            good, bad = self.writer.split_encodable(schema, rows)
+            if not bad:  # every row encodes: the failure was elsewhere (a refused name)
+                self._drop(count, "storage_failed", e)
+                return False
+            if not good:
+                self._drop(count, "conversion_failed", e)
+                return False
+            self._drop(len(bad), "conversion_failed", e)
+            return self._write(directory, instance, schema, good, collection, shape,
+                               records=max(count - len(bad), 1))
         self.tally.add("records.written", count, collection=collection)
         self.tally.add("rows.written", len(rows), collection=collection)
         return True

@@ -89,6 +89,17 @@ class AvroFileWriter:
                 self._open.popitem(last=False)
             return current.path
 
+    def split_encodable(
+        self, schema: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+        """(rows Avro can encode with `schema`, rows it cannot), in order."""
+        encoder = ContainerEncoder(schema, codec="null", sync_marker=bytes(16))
+        good: list[Mapping[str, Any]] = []
+        bad: list[Mapping[str, Any]] = []
+        for row in rows:
+            (good if encoder.encodes(row) else bad).append(row)
+        return good, bad
+
     def _full(self, f: _OpenFile) -> bool:
         limit = self.storage.max_appends
         return f.size >= self.max_file_bytes or (limit is not None and f.appends >= limit - 1)

@@ -10,6 +10,8 @@ from otel_collector_ext import attributes as A
 
 from .avro_schema import Envelope
 
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1  # Avro int: a status beyond it is not a status
+
 DEFAULT_CONTENT_TYPES = {
     A.KIND_TEXT: "text/plain; charset=utf-8",
     A.KIND_BYTES: "application/octet-stream",
@@ -52,7 +54,8 @@ def payload_row(
         "method": _str_or_none(attributes.get(A.HTTP_METHOD)),
         "path": _str_or_none(attributes.get(A.HTTP_PATH)),
         "query": _str_or_none(attributes.get(A.HTTP_QUERY)),
-        "status": int(status) if isinstance(status, (int, float)) else None,
+        "status": int(status) if isinstance(status, (int, float)) and _INT_MIN <= status <= _INT_MAX
+        else None,
         "latency_ms": float(latency) if isinstance(latency, (int, float)) else None,
         "headers": headers,
         "content_type": _str_or_none(attributes.get(A.CONTENT_TYPE))

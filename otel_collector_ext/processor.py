@@ -146,6 +146,9 @@ class BatchingProcessor(LogRecordProcessor):
             result = LogRecordExportResult.FAILURE
         if result is LogRecordExportResult.SUCCESS:
             self.tally.add("records.exported", len(batch))
+        elif getattr(self._exporter, "counts_own_drops", False):
+            # The exporter has counted exactly which records it lost; the rest were written.
+            self.tally.add("export.failures")
         else:
             self.tally.add("records.dropped", len(batch), reason="export_failed")
 

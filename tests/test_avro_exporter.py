@@ -81,3 +81,46 @@ def test_an_odd_value_becomes_text_and_its_neighbours_keep_their_type(tmp_path: 
     assert frame["a"][0] == 1 and frame["a"][2] == 3
     assert str(frame["a"][1]).startswith("<object object")
     assert exporter.tally.get("records.written") == 3
+
+
+def payload_records(ids: list[str], status: Any = 200) -> list[ReadableLogRecord]:
+    resource = Resource.create({A.INSTANCE_ID: "i"})
+    return [
+        ReadableLogRecord(
+            LogRecord(timestamp=T0 + i, body=f"body {i}", attributes={
+                A.COLLECTION: "rows", A.ENDPOINT: "e", A.DEPLOYMENT: "d",
+                A.CORRELATION_ID: cid, A.PAYLOAD_KIND: "text", A.HTTP_STATUS: status}),
+            resource=resource,
+        )
+        for i, cid in enumerate(ids)
+    ]
+
+
+def test_one_unencodable_record_is_dropped_alone(tmp_path: Path) -> None:
+    exporter = AvroLogExporter(str(tmp_path), instance_id="i")
+    exporter.export(payload_records(["a", "b\ud800", "c"]))  # a lone surrogate: not UTF-8
+    _, frame = written(tmp_path)
+    assert frame["_correlation_id"].tolist() == ["a", "c"]
+    assert exporter.tally.get("records.dropped", reason="conversion_failed") == 1
+    assert exporter.tally.get("records.written") == 2
+
+
+def test_out_of_range_status_is_stored_empty_not_fatal(tmp_path: Path) -> None:
+    exporter = AvroLogExporter(str(tmp_path), instance_id="i")
+    exporter.export(payload_records(["a"], status=2**40) + payload_records(["b"]))
+    _, frame = written(tmp_path)
+    assert sorted(frame["_correlation_id"]) == ["a", "b"]
+    assert frame.set_index("_correlation_id")["status"].isna().to_dict() == {"a": True, "b": False}
+
+
+def test_the_processor_does_not_count_written_records_as_lost(tmp_path: Path) -> None:
+    oce.configure({"exporter": {"type": "avro", "destination": str(tmp_path)},
+                   "instance_id": "i"})
+    c = oce.Collector(name="mixed")
+    for cid in ("good-1", "bad\ud800", "good-2"):
+        c.collect("text", oce.BasicCorrelationContext(id=cid))
+    assert oce.flush()
+    stats = oce.stats()
+    assert stats["exporter.records.dropped{reason=conversion_failed}"] == 1
+    assert stats["exporter.records.written{collection=mixed}"] == 2
+    assert not any(k.startswith("records.dropped") for k in stats)
