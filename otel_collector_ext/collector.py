@@ -16,7 +16,7 @@ from typing import Any
 from . import attributes as A
 from .context import BasicCorrelationContext, CorrelationContext, current_context, event_time_ns
 from .names import check_name
-from .pipeline import get_pipeline
+from .pipeline import PipelineStopped, count_after_shutdown, get_pipeline
 from .snapshot import EmptyPayload, snapshot
 
 _log = logging.getLogger("otel_collector_ext")
@@ -82,6 +82,9 @@ class Collector:
             return context
         try:
             pipeline = get_pipeline()
+        except PipelineStopped:  # the process is shutting down: counted, not an error
+            count_after_shutdown(self.name)
+            return context
         except Exception as e:  # a broken configuration is a programming error: on_error
             _log.error("otel_collector_ext: collection disabled: %s", e)
             self.on_error(e)

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -86,6 +87,13 @@ class Pipeline:
 _lock = threading.Lock()
 _current: Pipeline | None = None
 _atexit_registered = False
+_stopped = False  # shutdown() was called: collect() drops, counted, until configure()
+# Counts of pipelines already replaced or shut down: stats() stays cumulative.
+_retired: Counter[str] = Counter()
+
+
+class PipelineStopped(RuntimeError):
+    """shutdown() has run (at exit or on SIGTERM): nothing more can be recorded."""
 
 
 def get_pipeline() -> Pipeline:
@@ -94,6 +102,8 @@ def get_pipeline() -> Pipeline:
     if pipeline is not None and not pipeline.closed:
         return pipeline
     with _lock:
+        if _stopped:
+            raise PipelineStopped("otel_collector_ext is shut down; configure() starts it again")
         if _current is None or _current.closed:
             config = load_config()
             if config.source == "defaults":
@@ -111,12 +121,19 @@ def configure(source: str | Mapping[str, Any] | Config | None = None) -> Pipelin
     """(Re)build the pipeline from a YAML path, a dict or a Config; the old one is drained first."""
     config = source if isinstance(source, Config) else load_config(source)
     pipeline = Pipeline(config)
+    global _stopped
     with _lock:
         old = _current
         _install(pipeline)
+        _stopped = False
     if old is not None:
-        old.shutdown()
+        _retire(old)
     return pipeline
+
+
+def _retire(pipeline: Pipeline) -> None:
+    pipeline.shutdown()
+    _retired.update(pipeline.stats())
 
 
 def _rebuild_after_fork() -> None:
@@ -179,14 +196,24 @@ def flush(timeout_millis: int = 30000) -> bool:
 
 def shutdown() -> None:
     """Flush and close the pipeline (runs automatically at interpreter exit)."""
-    global _current
+    global _current, _stopped
     with _lock:
         pipeline, _current = _current, None
+        _stopped = True
     if pipeline is not None:
-        pipeline.shutdown()
+        _retire(pipeline)
 
 
 def stats() -> dict[str, int]:
-    """Counts of collected, sampled-out, dropped (by reason) and written records."""
+    """Counts of collected, sampled-out, dropped (by reason) and written records, since the
+    process started (pipelines replaced by configure() included)."""
     pipeline = _current
-    return {} if pipeline is None else pipeline.stats()
+    counts = Counter(_retired)
+    if pipeline is not None and not pipeline.closed:
+        counts.update(pipeline.stats())
+    return dict(sorted(counts.items()))
+
+
+def count_after_shutdown(collection: str) -> None:
+    """Count a record that arrived after shutdown() (say, a request finishing on SIGTERM)."""
+    _retired[f"records.dropped{{collection={collection},reason=shutdown}}"] += 1

@@ -44,8 +44,11 @@ def pipeline(data_dir: Path) -> Iterator[oce.pipeline.Pipeline]:
 
 @pytest.fixture(autouse=True)
 def _no_leftover_pipeline() -> Iterator[None]:
+    """Each test starts as a fresh process would: no pipeline, no counts, not shut down."""
     yield
     oce.shutdown()
+    oce.pipeline._stopped = False
+    oce.pipeline._retired.clear()
 
 
 def python_env(**extra: str) -> dict[str, str]:
