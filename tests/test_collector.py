@@ -362,14 +362,16 @@ def test_a_falsy_context_is_still_the_context(pipeline: object, data_dir: Path) 
 def test_after_shutdown_records_are_counted_not_written_elsewhere(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # where a rebuilt default pipeline would write
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)  # where a rebuilt default pipeline would write
     oce.configure(local_config(data_dir))
     c = Collector(name="late")
     c.collect({"a": 1})
     oce.shutdown()  # as at exit or on SIGTERM, while a request is still being scored
     c.collect({"a": 2})
     assert oce.stats()["records.dropped{collection=late,reason=shutdown}"] == 1
-    assert not (tmp_path / "collected").exists()
+    assert not (cwd / "collected").exists()
     assert load(data_dir, "late")["a"].tolist() == [1]
     oce.configure(local_config(data_dir))  # configure() starts collection again
     c.collect({"a": 3})
