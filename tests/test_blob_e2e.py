@@ -176,7 +176,7 @@ def test_sigkilled_collector_loses_and_duplicates_nothing(azurite: Azurite, cont
 
 
 def test_outage_all_records_arrive_and_scoring_is_not_held_up(
-        azurite_factory, container_name: str, tmp_path: Path) -> None:
+        azurite_factory, container_name: str, tmp_path: Path, wait_for) -> None:
     server = azurite_factory()
     bound = 8 << 20
     pipeline = oce.configure(blob_config(server.connection_string, container_name,
@@ -203,7 +203,11 @@ def test_outage_all_records_arrive_and_scoring_is_not_held_up(
         collect(start, 100)
         peak = max(peak, storage.stats()["spool_bytes"])
     rss_growth = psutil.Process().memory_info().rss - rss_before
-    assert storage.stats()["spool_ops"] > 0 and "cannot reach" in storage.stats()["last_error"]
+    assert storage.stats()["spool_ops"] > 0
+    # The uploader has tried, and says why it could not upload (its next try may still
+    # be on its way: wait for the message rather than assume it).
+    wait_for(lambda: "cannot reach" in (storage.stats()["last_error"] or ""), 20,
+             "the spool to report that storage cannot be reached")
     server.start()
     oce.shutdown()  # drains the spool into the restarted Azurite
     frame = oce.load(f"az://{container_name}/data", endpoint="ep", deployment="blue",
