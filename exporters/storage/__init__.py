@@ -17,6 +17,7 @@ __all__ = [
     "ObjectInfo",
     "Storage",
     "StorageError",
+    "claim_spool_dir",
     "default_spool_dir",
     "open_storage",
 ]
@@ -33,21 +34,44 @@ _SPOOL_OPTIONS = {
     "window_bytes": "window_bytes", "upload_max_backoff": "max_backoff",
     "close_timeout": "close_timeout",
 }
+SPOOL_IDENTITY_FILE = "DESTINATION"
 #: Roll mode's default window, like Event Hubs Capture: 5 minutes or 64 MiB, whichever first.
 ROLL_WINDOW_SECONDS = 300.0
 ROLL_WINDOW_BYTES = 64 * 1024 * 1024
 
 
-def default_spool_dir(destination: str) -> Path:
-    """Where the spool of `destination` lives unless `spool_dir` is given:
+def default_spool_dir(identity: str) -> Path:
+    """Where the spool of a destination lives unless `spool_dir` is given:
     ``$OTEL_COLLECTOR_EXT_SPOOL_DIR`` or ``~/.cache/otel-collector-ext/spool``, then a
-    folder per destination (so two destinations never share a spool)."""
+    folder per destination `identity` (account endpoint, container and prefix: the
+    same ``az://`` text can name containers of different accounts)."""
     base = os.environ.get(SPOOL_DIR_ENV) or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
         "otel-collector-ext", "spool")
-    public = destination.split("?", 1)[0]  # a SAS token must not shape the folder name
-    digest = hashlib.sha256(public.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
     return Path(base) / digest
+
+
+def claim_spool_dir(directory: Path, identity: str) -> None:
+    """Mark `directory` as the spool of `identity`; ValueError if another destination's.
+
+    A spool holds data bound for one account and container: adopting it for another
+    would upload one tenant's data into another's storage.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    marker = directory / SPOOL_IDENTITY_FILE
+    try:
+        found = marker.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        tmp = directory / f".{SPOOL_IDENTITY_FILE}.{os.getpid()}"
+        tmp.write_text(identity, encoding="utf-8")
+        os.replace(tmp, marker)
+        return
+    if found != identity:
+        raise ValueError(
+            f"spool_dir {str(directory)!r} holds the spool of another destination ({found}); "
+            f"give {identity} a spool_dir of its own"
+        )
 
 
 def open_storage(destination: str, **options: Any) -> Storage:
@@ -103,8 +127,10 @@ def _open_blob(destination: str, options: dict[str, Any]) -> Storage:
     if mode == "roll":
         spool_kwargs.setdefault("window_seconds", ROLL_WINDOW_SECONDS)
         spool_kwargs.setdefault("window_bytes", ROLL_WINDOW_BYTES)
-    directory = Path(spool_dir) if spool_dir else default_spool_dir(destination)
+    identity = inner.identity()
+    directory = Path(spool_dir) if spool_dir else default_spool_dir(identity)
     try:
+        claim_spool_dir(directory, identity)
         return SpooledStorage(inner, directory, **spool_kwargs)
     except BaseException:
         inner.close()

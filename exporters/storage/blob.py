@@ -424,6 +424,10 @@ class BlobStorage(Storage):
             if close:
                 close()
 
+    def identity(self) -> str:
+        """Which account, container and prefix this is (no credentials): names its spool."""
+        return f"{self._endpoint}/{self.container_name}/{self.prefix}"
+
     def describe(self) -> str:
         return (
             f"az://{self.container_name}/{self.prefix} ({self.mode} blobs, account "
