@@ -16,6 +16,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from http import HTTPStatus
@@ -132,12 +133,14 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         with owner.lock:
             owner.idle.pop(self, None)
+            owner.active[self] = (time.monotonic(), self.connection)
         try:
             super().handle_one_request()
         finally:
             if owner.stopping:
                 self.close_connection = True
             with owner.lock:
+                owner.active.pop(self, None)
                 if not self.close_connection:
                     owner.idle[self] = self.connection
 
@@ -367,6 +370,13 @@ class HttpReceiverServer:
         self.lock = threading.Lock()
         self.threads: set[threading.Thread] = set()
         self.idle: dict[_Handler, socket.socket] = {}
+        # Requests under way: (start, socket). idle_timeout bounds each read, but a client
+        # trickling one byte at a time would hold a connection slot forever; a whole
+        # request (headers and body) must finish within request_timeout.
+        self.active: dict[_Handler, tuple[float, socket.socket]] = {}
+        self.request_timeout = max(2 * idle_timeout, 1.0)
+        self._reaper_stop = threading.Event()
+        self._reaper = threading.Thread(target=self._reap, name="otlp-http-reaper", daemon=True)
         self.stopping = False
         handler = _Handler if receiver is not None else _HealthOnlyHandler
         self._server = _Server((host, port), handler, owner=self)
@@ -377,9 +387,22 @@ class HttpReceiverServer:
 
     def start(self) -> None:
         self._thread.start()
+        self._reaper.start()
+
+    def _reap(self) -> None:
+        """Cut the connections whose request has run past request_timeout."""
+        while not self._reaper_stop.wait(min(0.25, self.request_timeout / 4)):
+            now = time.monotonic()
+            with self.lock:
+                late = [sock for started, sock in self.active.values()
+                        if now - started > self.request_timeout]
+            for sock in late:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def stop(self, grace: float) -> None:
         """Stop accepting, close idle connections, let requests in progress finish."""
+        self._reaper_stop.set()
         self.stopping = True
         self._server.shutdown()
         self._server.server_close()
