@@ -251,11 +251,23 @@ def test_malformed_and_hostile_requests_get_clean_errors(start: Start) -> None:
                         b"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
                      f"{len(chunked):x}\r\n".encode() + chunked + b"\r\n0\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 200"), reply
+    head = (b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf"
+            b"\r\nTransfer-Encoding: chunked\r\n")
+    smuggling = {  # framings a front proxy and this server could read differently
+        "both framings": (head + f"Content-Length: {len(valid)}\r\n\r\n".encode(),
+                          f"{len(valid):x}\r\n".encode() + valid + b"\r\n0\r\n\r\n"),
+        "0x chunk size": (head + b"\r\n", b"0x5\r\nabcde\r\n0\r\n\r\n"),
+        "signed chunk size": (head + b"\r\n", b"+5\r\nabcde\r\n0\r\n\r\n"),
+        "underscored chunk size": (head + b"\r\n", b"1_0\r\n" + b"a" * 16 + b"\r\n0\r\n\r\n"),
+        "endless trailers": (head + b"\r\n", b"0\r\n" + b"X-T: 1\r\n" * 100 + b"\r\n"),
+    }
+    for name, (request_head, body) in smuggling.items():
+        assert raw_http(h, request_head, body).startswith(b"HTTP/1.1 400"), name
     assert http_get(h, "/v1/logs")[0] == 405
     assert http_post(h, valid, path="/v1/traces")[0] == 404
     assert raw_http(h, b"GARBAGE\r\n\r\n").startswith(b"400 Bad request syntax")
     counters = service.health()[1]["receivers"]["otlp"]
-    assert counters["requests_invalid"] >= 15 and counters["requests_too_large"] >= 4
+    assert counters["requests_invalid"] >= 16 and counters["requests_too_large"] >= 4
     ids = stored_ids(service, destination)
     assert {"v-0", "v-4"} <= set(ids)  # the chunked request
     assert not any(i.startswith("r-") for i in ids)  # nothing of the refused requests

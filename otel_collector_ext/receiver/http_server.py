@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -63,6 +64,10 @@ class _Refused(Exception):  # noqa: N818 - control flow inside the handler
         super().__init__(message)
         self.status = status
         self.close = close
+
+
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_MAX_TRAILERS = 32
 
 
 class _Server(HTTPServer):
@@ -209,6 +214,11 @@ class _Handler(BaseHTTPRequestHandler):
         if transfer and transfer != "chunked":
             receiver.refuse(Status.INVALID, "unsupported transfer encoding")
             raise _Refused(HTTPStatus.NOT_IMPLEMENTED, "unsupported Transfer-Encoding")
+        if transfer and self.headers.get("Content-Length") is not None:
+            # Both framings at once is how requests are smuggled past proxies: refuse.
+            receiver.refuse(Status.INVALID, "ambiguous framing")
+            raise _Refused(HTTPStatus.BAD_REQUEST,
+                           "Transfer-Encoding and Content-Length together")
         encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
         if encoding not in ("identity", "gzip", "deflate"):
             receiver.refuse(Status.INVALID, "unsupported content encoding")
@@ -266,14 +276,15 @@ class _Handler(BaseHTTPRequestHandler):
         parts, total = [], 0
         while True:
             line = self.rfile.readline(1026)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise _Refused(HTTPStatus.BAD_REQUEST, "bad chunked encoding") from None
+            digits = line.split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(digits):  # int(x, 16) would also take "0x1", "+5", "1_0"
+                raise _Refused(HTTPStatus.BAD_REQUEST, "bad chunked encoding")
+            size = int(digits, 16)
             if size == 0:
-                while self.rfile.readline(8194) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(parts)
+                for _ in range(_MAX_TRAILERS + 1):
+                    if self.rfile.readline(8194) in (b"\r\n", b"\n", b""):
+                        return b"".join(parts)
+                raise _Refused(HTTPStatus.BAD_REQUEST, "too many trailer lines")
             total += size
             if size < 0 or total > limit:
                 self.server.owner.receiver.refuse(Status.TOO_LARGE, "request too large")
