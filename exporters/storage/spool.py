@@ -607,8 +607,11 @@ class SpooledStorage(Storage):
     def _take_slot(self, root: Path) -> tuple[Path, int]:
         for n in range(10_000):
             slot = root / f"slot-{n}"
-            slot.mkdir(exist_ok=True)
-            fd = _try_lock(slot / "lock")
+            try:
+                slot.mkdir(exist_ok=True)
+                fd = _try_lock(slot / "lock")
+            except FileNotFoundError:  # another process adopted this slot just now
+                continue
             if fd is not None:
                 return slot, fd
         raise StorageError(f"no free spool slot under {root}", transient=False)
