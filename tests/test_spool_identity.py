@@ -44,3 +44,24 @@ def test_a_spool_dir_of_another_destination_is_refused(
                          spool_dir=str(spool))
     again.close()
     assert "AccountKey" not in (spool / "DESTINATION").read_text()
+
+
+def test_listing_during_an_outage_does_not_wait_for_the_network(
+        azurite_factory, container_name: str, tmp_path: Path, wait_for,
+        caplog: pytest.LogCaptureFixture) -> None:
+    server = azurite_factory()
+    storage = open_storage(f"az://{container_name}", connection_string=server.connection_string,
+                           spool_dir=str(tmp_path / "spool"), connect_timeout=5)
+    try:
+        storage.append("old/a.avro", b"before", expected_size=0)
+        assert storage.drain(20)  # type: ignore[attr-defined]
+        server.stop()
+        storage.append("old/a.avro", b" during", expected_size=6)
+        wait_for(lambda: storage.stats()["last_error"], 30, "the uploader to notice the outage")
+        with caplog.at_level("WARNING"):
+            names = [o.path for o in storage.list("old/")]
+        assert names == ["old/a.avro"]  # from what the spool remembers
+        assert "uploads are failing" in caplog.text  # answered without asking the network
+    finally:
+        server.start()
+        storage.close()

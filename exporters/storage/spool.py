@@ -372,6 +372,10 @@ class SpooledStorage(Storage):
         stand in (sizes of already uploaded ones are then best effort), so a writer
         starting during an outage does not reuse the name of an object it wrote before."""
         try:
+            if self._failures:
+                # Uploads are failing right now: do not make the writer (the export thread)
+                # wait out connection timeouts for an answer that will not come.
+                raise StorageError(f"uploads are failing ({self._last_error})")
             found = {o.path: o.size for o in self.inner.list(prefix)}
         except StorageError as e:
             with self._cond:
