@@ -263,6 +263,16 @@ def test_malformed_and_hostile_requests_get_clean_errors(start: Start) -> None:
     }
     for name, (request_head, body) in smuggling.items():
         assert raw_http(h, request_head, body).startswith(b"HTTP/1.1 400"), name
+    # A GET with a body: answered, then the connection closes rather than reading the
+    # body as a second request.
+    hidden = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(h, timeout=10) as sock:
+        sock.sendall(b"GET /nothing HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                     + str(len(hidden)).encode() + b"\r\n\r\n" + hidden)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 404") and answer.count(b"HTTP/1.1") == 1
     assert http_get(h, "/v1/logs")[0] == 405
     assert http_post(h, valid, path="/v1/traces")[0] == 404
     assert raw_http(h, b"GARBAGE\r\n\r\n").startswith(b"400 Bad request syntax")

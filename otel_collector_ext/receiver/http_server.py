@@ -142,12 +142,21 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             super().handle_one_request()
         finally:
-            if owner.stopping:
+            if owner.stopping or self._unread_body():
                 self.close_connection = True
             with owner.lock:
                 owner.active.pop(self, None)
                 if not self.close_connection:
                     owner.idle[self] = self.connection
+
+    def _unread_body(self) -> bool:
+        """A request other than POST that came with a body: it was not read, so the
+        connection must close, or those bytes would be taken for the next request."""
+        headers = getattr(self, "headers", None)
+        if headers is None or getattr(self, "command", "POST") == "POST":
+            return False
+        length = (headers.get("Content-Length") or "0").strip()
+        return bool(headers.get("Transfer-Encoding")) or length != "0"
 
     def finish(self) -> None:
         with self.server.owner.lock:
