@@ -28,6 +28,7 @@ from exporters.storage.blob import (
     check_blob_name,
     parse_destination,
 )
+from tests.certs import self_signed_cert
 
 if TYPE_CHECKING:
     from tests.azurite import Azurite
@@ -362,30 +363,6 @@ def test_open_storage_dispatch(azurite: Azurite, container_name: str, tmp_path) 
 # so the real DefaultAzureCredential → ManagedIdentityCredential code path runs.
 
 
-def _self_signed(tmp_path):  # noqa: ANN001, ANN202
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.TraditionalOpenSSL,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 def _unsigned_jwt(audience: str) -> str:
@@ -449,7 +426,7 @@ def test_default_azure_credential_authenticates_with_a_token(
         azurite_factory, container_name: str, tmp_path, identity_endpoint,
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     seen, state = identity_endpoint
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_cert(tmp_path)
     server = azurite_factory(tls=(cert, key), oauth=True)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # trust the emulator's certificate
     caplog.set_level(logging.DEBUG)

@@ -26,6 +26,7 @@ from otel_collector_ext import attributes as A
 from otel_collector_ext.receiver.core import MiB
 from otel_collector_ext.service import Service, run_service
 
+from .certs import self_signed_cert
 from .helpers_otlp import (
     T0,
     deep_request,
@@ -36,7 +37,6 @@ from .helpers_otlp import (
     record,
     request,
     rows_request,
-    self_signed_cert,
 )
 
 Start = Callable[..., tuple[Service, Path]]
