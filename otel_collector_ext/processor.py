@@ -108,6 +108,13 @@ class BatchingProcessor(LogRecordProcessor):
         """Approximate payload bytes queued."""
         return self._bytes
 
+    def has_room(self, records: int, nbytes: int) -> bool:
+        """Whether `records` more records of `nbytes` payload bytes would be queued, not
+        dropped (a receiver asks before acknowledging, so it never drops what it accepted)."""
+        with self._lock:
+            return (len(self._queue) + records <= self._max_queue
+                    and (self._bytes + nbytes <= self._max_bytes or not self._queue))
+
     def queue_full(self) -> bool:
         return len(self._queue) >= self._max_queue or self._bytes >= self._max_bytes
 

@@ -25,7 +25,7 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 
 from exporters.registry import create_exporter
 
-from .processor import BatchingProcessor
+from .processor import BatchingProcessor, payload_size
 from .receiver.core import BearerAuth, Busy, Receiver
 from .receiver.grpc_server import GrpcReceiverServer
 from .receiver.http_server import HttpReceiverServer
@@ -198,14 +198,17 @@ class Service:
         """Queue `records` on every pipeline of `receiver`, all or nothing; Busy when full."""
         routed = [(p, p.process(records)) for p in self.pipelines.get(receiver, ())]
         need: Counter[_Exporter] = Counter()
+        need_bytes: Counter[_Exporter] = Counter()
         for pipeline, kept in routed:
+            nbytes = sum(payload_size(r.log_record.body) for r in kept)
             for slot in pipeline.exporters:
                 need[slot] += len(kept)
+                need_bytes[slot] += nbytes
         with self._lock:
             if self._closed:
                 raise Busy(RETRY_AFTER_SECONDS, stopping=True)
             for slot, n in need.items():
-                if slot.queue.pending + n > slot.max_queue:
+                if not slot.queue.has_room(n, need_bytes[slot]):
                     raise Busy(RETRY_AFTER_SECONDS)
             for pipeline, kept in routed:
                 for slot in pipeline.exporters:

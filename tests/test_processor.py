@@ -184,3 +184,21 @@ def test_nothing_is_lost_when_shutdown_races_with_emits() -> None:
     worker.join()
     dropped = processor.tally.get("records.dropped", reason="shutdown")
     assert len(exporter.bodies) + dropped == emitted[0]  # every emit exported or counted
+
+
+def test_has_room_answers_for_records_and_bytes_alike() -> None:
+    gate = threading.Event()
+    exporter = Recording(gate=gate)
+    processor = BatchingProcessor(exporter, max_queue_size=5, max_queue_bytes=4096,
+                                  max_export_batch_size=1, schedule_delay_millis=1)
+    provider, logger = _logger(processor)
+    logger.emit(body=b"first")
+    assert exporter.entered.wait(10)  # the worker is held inside export()
+    logger.emit(body=b"x" * 2000)
+    assert processor.has_room(4, 1000)
+    assert not processor.has_room(5, 0)  # over the record bound
+    assert not processor.has_room(1, 3000)  # over the byte bound
+    gate.set()
+    assert processor.force_flush(10_000)
+    assert processor.has_room(1, 3000)
+    provider.shutdown()
