@@ -187,13 +187,6 @@ def count_records(data: bytes) -> tuple[int, list[str]]:
     return total, problems
 
 
-def read_container(data: bytes) -> tuple[dict[str, Any], dict[str, str], list[dict[str, Any]]]:
-    """(writer schema, file metadata, records) of one container file, strictly (raises on damage)."""
-    reader = fastavro.reader(io.BytesIO(data))
-    records = list(reader)
-    return reader.writer_schema, dict(reader.metadata), records
-
-
 def read_tolerant(data: bytes) -> Container:
     """Every record of the intact blocks of one of our files; ForeignFileError if not ours."""
     header = parse_header(data)
@@ -265,8 +258,3 @@ def frame_from_containers(containers: Iterable[Container]) -> pd.DataFrame:
         records, _ = groups.setdefault(key, ([], schema))
         records.extend(c.records)
     return restore_frames(list(groups.values()))
-
-
-def frame_from_files(files: Iterable[bytes]) -> pd.DataFrame:
-    """One DataFrame from several container files of one collection (schemas may differ)."""
-    return frame_from_containers(read_tolerant(data) for data in files)
