@@ -77,11 +77,7 @@ class Pipeline:
             self.provider.shutdown()
 
     def stats(self) -> dict[str, int]:
-        out = self.processor.tally.snapshot()
-        exporter_tally = getattr(self.exporter, "tally", None)
-        if exporter_tally is not None:
-            out.update({f"exporter.{k}": v for k, v in exporter_tally.snapshot().items()})
-        return out
+        return self.processor.stats()
 
 
 _lock = threading.Lock()

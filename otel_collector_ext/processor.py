@@ -108,6 +108,14 @@ class BatchingProcessor(LogRecordProcessor):
         """Approximate payload bytes queued."""
         return self._bytes
 
+    def stats(self) -> dict[str, int]:
+        """This queue's counters, and the exporter's own (if it keeps a tally) as `exporter.*`."""
+        out = self.tally.snapshot()
+        exporter_tally = getattr(self._exporter, "tally", None)
+        if exporter_tally is not None:
+            out.update({f"exporter.{k}": v for k, v in exporter_tally.snapshot().items()})
+        return out
+
     def has_room(self, records: int, nbytes: int) -> bool:
         """Whether `records` more records of `nbytes` payload bytes would be queued, not
         dropped (a receiver asks before acknowledging, so it never drops what it accepted)."""

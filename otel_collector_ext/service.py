@@ -61,10 +61,7 @@ class _Exporter:
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"queued": self.queue.pending, "queue_size": self.max_queue}
-        out.update(self.queue.tally.snapshot())
-        tally = getattr(self.exporter, "tally", None)
-        if tally is not None:
-            out.update({f"exporter.{k}": v for k, v in tally.snapshot().items()})
+        out.update(self.queue.stats())
         return out
 
 
