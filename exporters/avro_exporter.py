@@ -35,7 +35,7 @@ from .avro_schema import (
     payload_schema,
 )
 from .partitioning import ROLLING_DEPTH, ROLLING_SPAN_US, partition_dir, safe_segment
-from .payload_rows import body_bytes, payload_row
+from .payload_rows import body_bytes, payload_row, str_or_none
 from .storage import Storage, StorageError, open_storage
 from .storage.spool import SpoolFull
 from .tabular import convert_frames, to_frame
@@ -145,7 +145,7 @@ class AvroLogExporter(LogRecordExporter):
         envelope = Envelope(
             correlation_id=str(attrs.get(A.CORRELATION_ID) or ""),
             time_us=int(time_ns) // 1000,
-            model_version=_opt_str(attrs.get(A.MODEL_VERSION)),
+            model_version=str_or_none(attrs.get(A.MODEL_VERSION)),
             trace_id=format(record.trace_id, "032x") if record.trace_id else None,
             span_id=format(record.span_id, "016x") if record.span_id else None,
         )
@@ -315,7 +315,3 @@ class AvroLogExporter(LogRecordExporter):
 
     def __repr__(self) -> str:
         return f"<AvroLogExporter {self.storage.describe()}>"
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)

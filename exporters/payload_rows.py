@@ -51,14 +51,14 @@ def payload_row(
     return {
         **envelope.fields(0),
         "kind": kind,
-        "method": _str_or_none(attributes.get(A.HTTP_METHOD)),
-        "path": _str_or_none(attributes.get(A.HTTP_PATH)),
-        "query": _str_or_none(attributes.get(A.HTTP_QUERY)),
+        "method": str_or_none(attributes.get(A.HTTP_METHOD)),
+        "path": str_or_none(attributes.get(A.HTTP_PATH)),
+        "query": str_or_none(attributes.get(A.HTTP_QUERY)),
         "status": int(status) if isinstance(status, (int, float)) and _INT_MIN <= status <= _INT_MAX
         else None,
         "latency_ms": float(latency) if isinstance(latency, (int, float)) else None,
         "headers": headers,
-        "content_type": _str_or_none(attributes.get(A.CONTENT_TYPE))
+        "content_type": str_or_none(attributes.get(A.CONTENT_TYPE))
         or DEFAULT_CONTENT_TYPES.get(kind),
         "body": body,
         "body_ref": body_ref,
@@ -68,5 +68,6 @@ def payload_row(
     }
 
 
-def _str_or_none(value: Any) -> str | None:
+def str_or_none(value: Any) -> str | None:
+    """`value` as text, None staying None (optional record fields)."""
     return None if value is None else str(value)
