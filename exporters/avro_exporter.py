@@ -36,7 +36,7 @@ from .avro_schema import (
     payload_schema,
 )
 from .partitioning import ROLLING_DEPTH, ROLLING_SPAN_US, partition_dir, safe_segment
-from .payload_rows import body_bytes, payload_row, str_or_none
+from .payload_rows import body_bytes, log_record_document, payload_row, str_or_none
 from .schema_store import publish_quietly, read_reader_schema
 from .storage import Storage, StorageError, open_storage
 from .storage.spool import SpoolFull
@@ -49,6 +49,16 @@ _limited = LimitedLog(_log)
 
 ENV_PREFIX = "OTEL_COLLECTOR_EXT_AVRO_"
 DEFAULT_INLINE_LIMIT = 4 * 1024 * 1024  # as Azure ML: larger bodies go to their own object
+
+
+def _reason(error: BaseException) -> str:
+    """The drop reason for an error raised while storing: the spool (or its disk) was
+    full, storage failed, or (anything else) the record could not be converted."""
+    if isinstance(error, SpoolFull):
+        return "spool_full"
+    if isinstance(error, (StorageError, OSError)):
+        return "storage_failed"
+    return "conversion_failed"
 
 
 def _record_name(collection: str) -> str:
@@ -69,7 +79,11 @@ class AvroLogExporter(LogRecordExporter):
 
     With no arguments (auto-instrumentation), options come from the environment:
     OTEL_COLLECTOR_EXT_DESTINATION, and OTEL_COLLECTOR_EXT_AVRO_CODEC,
-    _ROLLING_RATE, _MAX_FILE_BYTES, _INSTANCE_ID, _INLINE_LIMIT.
+    _ROLLING_RATE, _MAX_FILE_BYTES, _INSTANCE_ID, _INLINE_LIMIT, _OTHER_LOGS_COLLECTION.
+
+    Records without the `ml.inference.collection` attribute (ordinary application
+    logs) are skipped, counted and logged, unless `other_logs_collection` names a
+    collection to keep them in, as JSON payload records.
     """
 
     counts_own_drops = True
@@ -85,8 +99,11 @@ class AvroLogExporter(LogRecordExporter):
         inline_limit: int | None = None,
         storage: Storage | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        other_logs_collection: str | None = None,
     ) -> None:
         env = os.environ
+        # Built with no arguments: auto-instrumentation, where a silent exporter misleads most.
+        self._from_environment = destination is None and storage is None
         from otel_collector_ext.config import default_destination, default_instance_id
 
         self.destination = destination or default_destination()
@@ -100,6 +117,14 @@ class AvroLogExporter(LogRecordExporter):
             inline_limit if inline_limit is not None
             else env.get(ENV_PREFIX + "INLINE_LIMIT", DEFAULT_INLINE_LIMIT)
         )
+        self.other_logs_collection = (other_logs_collection
+                                      or env.get(ENV_PREFIX + "OTHER_LOGS_COLLECTION") or None)
+        if self.other_logs_collection is not None and (
+                not isinstance(self.other_logs_collection, str)
+                or safe_segment(self.other_logs_collection) != self.other_logs_collection):
+            raise ValueError("other_logs_collection must be a collection name: letters, "
+                             "digits, '_' and '-'")
+        self._seen = False
         self.storage = storage or open_storage(self.destination, **dict(storage_options or {}))
         self.writer = AvroFileWriter(
             self.storage,
@@ -116,25 +141,39 @@ class AvroLogExporter(LogRecordExporter):
         self._lock = threading.Lock()
         self._closed = False
 
+    def stores(self, readable: ReadableLogRecord) -> bool:
+        """Whether `export` would write this record (the collector service asks first)."""
+        if self.other_logs_collection is not None:
+            return True
+        collection = (readable.log_record.attributes or {}).get(A.COLLECTION)
+        return isinstance(collection, str) and bool(collection)
+
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        """SUCCESS when every inference record of `batch` is stored (or durably spooled);
+        FAILURE when any was dropped (each counted in `tally`, by collection and reason)."""
         if self._closed:
             return LogRecordExportResult.FAILURE
+        self._seen = self._seen or bool(batch)
+        dropped_before = self._lost()
         tabular: dict[tuple[str, str, str, tuple[Any, ...]], tuple[list[Any], list[Envelope]]] = {}
         payloads: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         for readable in batch:
             try:
                 self._sort(readable, tabular, payloads)
             except Exception as e:  # one bad record must not sink the batch
-                self._drop(1, "conversion_failed", e)
-        ok = True
+                self._drop(1, _reason(e), e, A.collection_of(readable))
         with self._lock:
             for (directory, instance, collection, cols), (frames, envelopes) in tabular.items():
                 write = self._write_rows if cols[:1] == (_ROWS,) else self._write_tabular
-                ok &= write(directory, instance, collection, frames, envelopes)
+                write(directory, instance, collection, frames, envelopes)
             for (directory, instance, collection), rows in payloads.items():
-                ok &= self._write(directory, instance, payload_schema(collection), rows,
-                                  collection, SHAPE_PAYLOAD)
+                self._write(directory, instance, payload_schema(collection), rows,
+                            collection, SHAPE_PAYLOAD)
+        ok = self._lost() == dropped_before
         return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
+
+    def _lost(self) -> int:
+        return self.tally.get("records.dropped") + self.tally.get("rows.dropped")
 
     def _sort(
         self,
@@ -145,9 +184,17 @@ class AvroLogExporter(LogRecordExporter):
         record = readable.log_record
         attrs = dict(record.attributes or ())  # plain dict: many lookups follow
         collection = attrs.get(A.COLLECTION)
-        if not isinstance(collection, str) or not collection:
-            self.tally.add("records.skipped", reason="not_inference")
-            return
+        ordinary = not isinstance(collection, str) or not collection
+        if ordinary:
+            if self.other_logs_collection is None:
+                self.tally.add("records.skipped", reason="not_inference")
+                _limited.warning(
+                    "not_inference", "skipped a log record without the %s attribute (an "
+                    "ordinary log, not inference data); set %sOTHER_LOGS_COLLECTION (or the "
+                    "exporter option other_logs_collection) to keep such records", A.COLLECTION,
+                    ENV_PREFIX)
+                return
+            collection = self.other_logs_collection
         endpoint = str(attrs.get(A.ENDPOINT) or "default")
         deployment = str(attrs.get(A.DEPLOYMENT) or "default")
         resource_attrs = readable.resource.attributes if readable.resource else {}
@@ -162,7 +209,7 @@ class AvroLogExporter(LogRecordExporter):
         )
         directory = self._partition(endpoint, deployment, collection,
                                     envelope.time_us // self._span_us)
-        kind = str(attrs.get(A.PAYLOAD_KIND) or "")
+        kind = "" if ordinary else str(attrs.get(A.PAYLOAD_KIND) or "")
         if kind == A.KIND_ROW and isinstance(record.body, Mapping):
             # Dict rows of one batch become one frame later: a frame per row costs ~85 µs.
             key = (directory, instance, collection, (_ROWS, *record.body))
@@ -176,8 +223,13 @@ class AvroLogExporter(LogRecordExporter):
             frames.append(frame)
             envelopes.append(envelope)
         else:
-            kind = kind if kind in A.PAYLOAD_KINDS else A.KIND_BYTES
-            data = body_bytes(record.body) if record.body is not None else b""
+            if ordinary:  # the whole record, so severity and attributes are kept too
+                kind, body = A.KIND_JSON, log_record_document(readable)
+                attrs = {}
+            else:
+                kind = kind if kind in A.PAYLOAD_KINDS else A.KIND_BYTES
+                body = record.body
+            data = body_bytes(body) if body is not None else b""
             ref = None
             if len(data) > self.inline_limit:
                 ref = self._store_body(directory, instance, data)
@@ -253,7 +305,7 @@ class AvroLogExporter(LogRecordExporter):
                 try:
                     one = self._convert(directory, collection, [frame], [envelope])
                 except Exception as e:
-                    self._drop(1, "conversion_failed", e)
+                    self._drop(1, "conversion_failed", e, collection)
                     continue
                 ok &= self._write(directory, instance, one.schema, one.rows, collection,
                                   SHAPE_TABULAR, records=1)
@@ -295,7 +347,7 @@ class AvroLogExporter(LogRecordExporter):
                     frames.append(to_frame(row, A.KIND_ROW))
                     kept.append(envelope)
                 except Exception as e:
-                    self._drop(1, "conversion_failed", e)
+                    self._drop(1, "conversion_failed", e, collection)
             return self._write_tabular(directory, instance, collection, frames, kept)
         return self._write(directory, instance, converted.schema, converted.rows, collection,
                            SHAPE_TABULAR, records=len(rows))
@@ -318,23 +370,27 @@ class AvroLogExporter(LogRecordExporter):
                     META_FORMAT_VERSION: FORMAT_VERSION}
         try:
             self.writer.write(directory, instance, schema, rows, metadata)
-        except SpoolFull as e:
-            self._drop(count, "spool_full", e)
-            return False
         except (StorageError, OSError) as e:
-            self._drop(count, "storage_failed", e)
+            self._drop(count, _reason(e), e, collection)
             return False
         except Exception as e:  # a value Avro cannot encode: drop that row, keep the rest
             good, bad = self.writer.split_encodable(schema, rows)
             if not bad:  # every row encodes: the failure was elsewhere (a refused name)
-                self._drop(count, "storage_failed", e)
+                self._drop(count, "storage_failed", e, collection)
                 return False
             if not good:
-                self._drop(count, "conversion_failed", e)
+                self._drop(count, "conversion_failed", e, collection)
                 return False
-            self._drop(len(bad), "conversion_failed", e)
+            if count == len(rows):  # a row per record: the records with bad rows are dropped
+                self._drop(len(bad), "conversion_failed", e, collection)
+                count = len(good)
+            else:  # rows of several multi-row records: the records stay, with rows missing
+                self.tally.add("rows.dropped", len(bad), reason="conversion_failed",
+                               collection=collection)
+                _limited.warning("conversion_failed", "dropped %d row(s) of %s: %s: %s",
+                                 len(bad), collection, type(e).__name__, e)
             return self._write(directory, instance, schema, good, collection, shape,
-                               records=max(count - len(bad), 1))
+                               records=count)
         self.tally.add("records.written", count, collection=collection)
         self.tally.add("rows.written", len(rows), collection=collection)
         self._publish(directory, schema)
@@ -346,8 +402,9 @@ class AvroLogExporter(LogRecordExporter):
         if self._published.get(prefix) != fp and publish_quietly(self.storage, prefix, schema):
             self._published[prefix] = fp
 
-    def _drop(self, count: int, reason: str, error: BaseException) -> None:
-        self.tally.add("records.dropped", count, reason=reason)
+    def _drop(self, count: int, reason: str, error: BaseException, collection: str | None) -> None:
+        self.tally.add("records.dropped", count, reason=reason,
+                       **({"collection": collection} if collection else {}))
         _limited.warning(reason, "dropped %d record(s) (%s): %s: %s", count, reason,
                          type(error).__name__, error)
 
@@ -363,6 +420,13 @@ class AvroLogExporter(LogRecordExporter):
         if self._closed:
             return
         self._closed = True
+        if self._from_environment and not self._seen:
+            _log.warning(
+                "the avro exporter received no log records: it stores records made by "
+                "otel_collector_ext.Collector (or carrying the %s attribute); for an "
+                "application's logging records, opentelemetry-instrument needs "
+                "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true and this exporter "
+                "%sOTHER_LOGS_COLLECTION", A.COLLECTION, ENV_PREFIX)
         with self._lock:
             try:
                 self.writer.close()
