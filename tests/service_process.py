@@ -21,7 +21,8 @@ class ServeProcess:
     """The collector service in its own process, on free loopback ports."""
 
     def __init__(self, workdir: Path, destination: Path, *, receiver: dict[str, Any] | None = None,
-                 batch: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> None:
+                 batch: dict[str, Any] | None = None, env: dict[str, str] | None = None,
+                 shutdown_timeout: str | None = None) -> None:
         self.grpc = ("127.0.0.1", free_port())
         self.http = ("127.0.0.1", free_port())
         self.health = ("127.0.0.1", free_port())
@@ -42,6 +43,8 @@ class ServeProcess:
             "service": {"extensions": ["health_check"], "pipelines": {"logs": {
                 "receivers": ["otlp"], "processors": ["batch"], "exporters": ["avro"]}}},
         }
+        if shutdown_timeout is not None:
+            config["service"]["shutdown_timeout"] = shutdown_timeout
         self.config_path = workdir / "collector.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = workdir / "serve.log"
@@ -121,3 +124,4 @@ class PeakRss:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
+
