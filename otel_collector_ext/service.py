@@ -20,16 +20,18 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 
 from exporters.registry import create_exporter
+from exporters.telemetry import LimitedLog
 
+from . import attributes as A
 from .processor import BatchingProcessor, payload_size
 from .receiver.admission import Admission
-from .receiver.core import BearerAuth, Busy, Receiver
+from .receiver.core import BearerAuth, Busy, Receiver, Rejected
 from .receiver.grpc_server import GrpcReceiverServer
 from .receiver.http_server import HttpReceiverServer
 from .service_config import (
@@ -42,6 +44,7 @@ from .service_config import (
 from .service_processors import RecordProcessor, build_processor
 
 _log = logging.getLogger("otel_collector_ext.service")
+_limited = LimitedLog(_log)
 
 RETRY_AFTER_SECONDS = 1.0
 RECEIVER_GRACE_SECONDS = 5.0
@@ -62,6 +65,9 @@ class _Exporter:
         self.queue = BatchingProcessor(self.exporter, max_queue_size=max_queue_size,
                                        max_export_batch_size=send_batch_size,
                                        schedule_delay_millis=timeout_millis)
+        # Exporters that store only some records (Avro: inference records) say which.
+        self.stores: Callable[[ReadableLogRecord], bool] = getattr(
+            self.exporter, "stores", lambda record: True)
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"queued": self.queue.pending, "queue_size": self.max_queue}
@@ -90,8 +96,8 @@ class _Route:
     def __init__(self, service: Service, receiver: str) -> None:
         self.service, self.receiver = service, receiver
 
-    def accept(self, records: Sequence[ReadableLogRecord]) -> None:
-        self.service.accept(self.receiver, records)
+    def accept(self, records: Sequence[ReadableLogRecord]) -> Rejected | None:
+        return self.service.accept(self.receiver, records)
 
 
 class Service:
@@ -199,27 +205,49 @@ class Service:
             slot.queue.shutdown()
 
     # -- data path -------------------------------------------------------------------
-    def accept(self, receiver: str, records: Sequence[ReadableLogRecord]) -> None:
-        """Queue `records` on every pipeline of `receiver`, all or nothing; Busy when full."""
-        routed = [(p, p.process(records)) for p in self.pipelines.get(receiver, ())]
+    def accept(self, receiver: str,
+               records: Sequence[ReadableLogRecord]) -> Rejected | None:
+        """Queue `records` on every pipeline of `receiver`, all or nothing; Busy when full.
+
+        Records that no exporter would store (ordinary logs where only Avro exporters
+        keep inference records) are not queued but returned as rejected, so the client
+        hears of them (OTLP partial success) instead of a full success."""
+        plan: list[tuple[_Exporter, list[ReadableLogRecord]]] = []
+        unstored: int | None = None
+        for pipeline in self.pipelines.get(receiver, ()):
+            kept = pipeline.process(records)
+            stored = [False] * len(kept)
+            for slot in pipeline.exporters:
+                flags = [slot.stores(r) for r in kept]
+                plan.append((slot, [r for r, f in zip(kept, flags, strict=True) if f]))
+                stored = [a or b for a, b in zip(stored, flags, strict=True)]
+            # Another pipeline may store what this one does not: the fewest lost counts.
+            lost = stored.count(False)
+            unstored = lost if unstored is None else min(unstored, lost)
         need: Counter[_Exporter] = Counter()
         need_bytes: Counter[_Exporter] = Counter()
-        for pipeline, kept in routed:
-            nbytes = sum(payload_size(r.log_record.body) for r in kept)
-            for slot in pipeline.exporters:
-                need[slot] += len(kept)
-                need_bytes[slot] += nbytes
+        for slot, mine in plan:
+            need[slot] += len(mine)
+            need_bytes[slot] += sum(payload_size(r.log_record.body) for r in mine)
         with self._lock:
             if self._closed:
                 raise Busy(RETRY_AFTER_SECONDS, stopping=True)
             for slot, n in need.items():
                 if not slot.queue.has_room(n, need_bytes[slot]):
                     raise Busy(RETRY_AFTER_SECONDS)
-            for pipeline, kept in routed:
-                for slot in pipeline.exporters:
-                    emit = slot.queue.on_emit
-                    for record in kept:
-                        emit(record)  # type: ignore[arg-type]  # a ReadableLogRecord is what it queues
+            for slot, mine in plan:
+                emit = slot.queue.on_emit
+                for record in mine:
+                    emit(record)  # type: ignore[arg-type]  # a ReadableLogRecord is what it queues
+        if not unstored:
+            return None
+        _limited.warning("not_inference", "%s: rejected %d log record(s) without the %s "
+                         "attribute: no exporter of the pipeline stores ordinary logs (set "
+                         "other_logs_collection on an avro exporter to keep them)",
+                         receiver, unstored, A.COLLECTION)
+        return Rejected(unstored, "not_inference",
+                        f"{unstored} log record(s) have no {A.COLLECTION} attribute and are "
+                        "not stored: this collector keeps inference records only")
 
     # -- health ----------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:

@@ -22,6 +22,7 @@ class ServeProcess:
 
     def __init__(self, workdir: Path, destination: Path, *, receiver: dict[str, Any] | None = None,
                  batch: dict[str, Any] | None = None, env: dict[str, str] | None = None,
+                 exporter: dict[str, Any] | None = None,
                  shutdown_timeout: str | None = None) -> None:
         self.grpc = ("127.0.0.1", free_port())
         self.http = ("127.0.0.1", free_port())
@@ -38,7 +39,7 @@ class ServeProcess:
         config = {
             "receivers": {"otlp": otlp},
             "processors": {"batch": batch or {"timeout": "100ms"}},
-            "exporters": {"avro": {"destination": str(destination)}},
+            "exporters": {"avro": {"destination": str(destination), **(exporter or {})}},
             "extensions": {"health_check": {"endpoint": f"127.0.0.1:{self.health[1]}"}},
             "service": {"extensions": ["health_check"], "pipelines": {"logs": {
                 "receivers": ["otlp"], "processors": ["batch"], "exporters": ["avro"]}}},
