@@ -16,6 +16,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -143,6 +144,7 @@ class Service:
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
         """Bind and serve every receiver (and the health check); OSError if a port is taken."""
+        _check_ports_free(self._endpoints())
         try:
             for name, receiver in self.receivers.items():
                 rc = self.config.receivers[name]
@@ -167,6 +169,23 @@ class Service:
         self.started_at = time.monotonic()
         for label, (host, port) in self.addresses.items():
             _log.info("%s listening on %s:%d", label, host, port)
+        for name, slot in self.exporters.items():
+            storage = getattr(slot.exporter, "storage", None)
+            _log.info("exporter %s writes to %s", name,
+                      storage.describe() if storage is not None else repr(slot.exporter))
+
+    def _endpoints(self) -> list[tuple[str, str, int]]:
+        """(label, host, port) of every socket start() will bind."""
+        out = []
+        for name in self.receivers:
+            rc = self.config.receivers[name]
+            for protocol, spec in (("grpc", rc.grpc), ("http", rc.http)):
+                if spec is not None:
+                    out.append((f"{name}/{protocol}", spec.endpoint.host, spec.endpoint.port))
+        if self.config.health_check is not None:
+            hc = self.config.health_check
+            out.append(("health_check", hc.host, hc.port))
+        return out
 
     def _add(self, label: str, server: Any) -> None:
         server.start()
@@ -263,6 +282,29 @@ class Service:
         return healthy, detail
 
 
+class PortInUse(OSError):
+    """A configured endpoint cannot be bound (taken, or not an address of this host)."""
+
+
+def _check_ports_free(endpoints: Sequence[tuple[str, str, int]]) -> None:
+    """PortInUse naming the endpoint, before any server starts: gRPC would otherwise print
+    its own core error line and raise a bare RuntimeError."""
+    for label, host, port in endpoints:
+        if port == 0:
+            continue
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(
+                host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+            with socket.socket(family, kind, proto) as probe:
+                # As the servers do, so a port in TIME_WAIT is not taken for a busy one.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+        except OSError as e:
+            reason = e.strerror or str(e)
+            raise PortInUse(f"cannot listen on {host}:{port} ({label}): {reason.lower()}; "
+                            "is another serve (or another program) using it?") from None
+
+
 def run_service(config: Mapping[str, Any] | ServiceConfig) -> Service:
     """Build and start a service from a configuration mapping (as the YAML file holds)."""
     parsed = config if isinstance(config, ServiceConfig) else parse_service_config(config)
@@ -292,9 +334,12 @@ def serve(config_path: str) -> None:
     except ServiceConfigError as e:
         print(f"otel-collector-ext serve: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except PortInUse as e:
+        print(f"otel-collector-ext serve: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     except OSError as e:
         print(f"otel-collector-ext serve: cannot listen: {e}", file=sys.stderr)
-        raise SystemExit(1) from None
+        raise SystemExit(2) from None
     # Long-lived objects (modules, config) out of the collector's way: the queues churn
     # through many short-lived frames, and full collections scanning them cost throughput.
     gc.freeze()

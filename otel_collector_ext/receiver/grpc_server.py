@@ -69,10 +69,13 @@ class GrpcReceiverServer:
         )
         self._server.add_generic_rpc_handlers((handler,))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        if tls is not None:
-            bound = self._server.add_secure_port(address, tls.grpc_credentials())
-        else:
-            bound = self._server.add_insecure_port(address)
+        try:
+            if tls is not None:
+                bound = self._server.add_secure_port(address, tls.grpc_credentials())
+            else:
+                bound = self._server.add_insecure_port(address)
+        except RuntimeError:  # grpcio's "failed to bind": a port taken since it was checked
+            bound = 0
         if not bound:
             raise OSError(f"cannot listen for gRPC on {host}:{port}")
         self.address = (host, bound)
