@@ -6,13 +6,15 @@ path. A request is acknowledged only once its records are in the exporters'
 queues; a full queue answers "retry later" (gRPC UNAVAILABLE, HTTP 503) instead
 of dropping. On SIGTERM the service stops accepting, finishes requests in
 progress, drains the queues, flushes storage, then exits: whatever it
-acknowledged is stored.
+acknowledged is stored. The whole shutdown is bounded: past `shutdown_timeout`
++ STOP_MARGIN_SECONDS the process exits 1 anyway, logging what was not stored.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import socket
 import sys
@@ -29,6 +31,7 @@ from exporters.telemetry import LimitedLog
 
 from . import attributes as A
 from .processor import BatchingProcessor, payload_size
+from .receiver.admission import Admission
 from .receiver.core import BearerAuth, Busy, Receiver, Rejected
 from .receiver.grpc_server import GrpcReceiverServer
 from .receiver.http_server import HttpReceiverServer
@@ -46,6 +49,7 @@ _limited = LimitedLog(_log)
 
 RETRY_AFTER_SECONDS = 1.0
 RECEIVER_GRACE_SECONDS = 5.0
+STOP_MARGIN_SECONDS = 5.0  # past shutdown_timeout, serve exits whatever it is doing
 
 
 class _Exporter:
@@ -127,11 +131,13 @@ class Service:
             for receiver in pipeline.receivers:
                 self.pipelines.setdefault(receiver, []).append(built)
         self.receivers: dict[str, Receiver] = {}
+        self.admissions: dict[str, Admission] = {}  # per receiver, shared by its protocols
         for name in self.pipelines:
             rc = config.receivers[name]
             auth = BearerAuth(rc.bearer_token) if rc.bearer_token else None
             self.receivers[name] = Receiver(_Route(self, name), limits=rc.limits, auth=auth,
                                             name=name)
+            self.admissions[name] = Admission(rc.max_concurrent_requests)
         self._servers: list[tuple[str, Any]] = []
         self.addresses: dict[str, tuple[str, int]] = {}
 
@@ -145,13 +151,13 @@ class Service:
                 if rc.grpc is not None:
                     grpc_server = GrpcReceiverServer(
                         receiver, rc.grpc.endpoint.host, rc.grpc.endpoint.port, tls=rc.grpc.tls,
-                        max_workers=rc.grpc.max_workers)
+                        max_workers=rc.grpc.max_workers, admission=self.admissions[name])
                     self._add(f"{name}/grpc", grpc_server)
                 if rc.http is not None:
                     http_server = HttpReceiverServer(
                         receiver, rc.http.endpoint.host, rc.http.endpoint.port, tls=rc.http.tls,
                         health=self.health, max_connections=rc.http.max_connections,
-                        idle_timeout=rc.http.idle_timeout)
+                        idle_timeout=rc.http.idle_timeout, admission=self.admissions[name])
                     self._add(f"{name}/http", http_server)
             if self.config.health_check is not None:
                 ep = self.config.health_check
@@ -200,6 +206,8 @@ class Service:
             thread.start()
         for thread in stoppers:
             thread.join()
+        for admission in self.admissions.values():
+            admission.shutdown()
         with self._lock:  # from here on, accept() refuses: nothing is acknowledged and lost
             self._closed = True
         self._close_exporters(deadline)
@@ -338,7 +346,34 @@ def serve(config_path: str) -> None:
     _log.info("ready")
     while not stop.wait(1.0):
         pass
-    service.stop()
+    _stop_within(service, config.shutdown_timeout + STOP_MARGIN_SECONDS)
+
+
+def _stop_within(service: Service, limit: float) -> None:
+    """Stop gracefully, but exit after `limit` seconds whatever is still under way.
+
+    A request still being decoded, or an export that outlasts the drain, must not keep
+    the process alive (the orchestrator would kill it later, less cleanly): after the
+    graceful stop, or at the limit, threads still working are abandoned.
+    """
+    stopper = threading.Thread(target=service.stop, name="otel-collector-ext-stop", daemon=True)
+    stopper.start()
+    stopper.join(limit)
+    if stopper.is_alive():
+        pending = sum(e.queue.pending for e in service.exporters.values())
+        _log.error("shutdown did not finish within %.0f s; exiting with %d queued record(s) "
+                   "not stored", limit, pending)
+        _exit(1)
+    # Stored and closed: threads still at work (a decoding thread finishing an abandoned
+    # request, a library's pool) would only delay the exit at interpreter shutdown.
+    _exit(0)
+
+
+def _exit(code: int) -> None:
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _configure_logging(level: str) -> None:

@@ -22,7 +22,8 @@ class ServeProcess:
 
     def __init__(self, workdir: Path, destination: Path, *, receiver: dict[str, Any] | None = None,
                  batch: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-                 exporter: dict[str, Any] | None = None) -> None:
+                 exporter: dict[str, Any] | None = None,
+                 shutdown_timeout: str | None = None) -> None:
         self.grpc = ("127.0.0.1", free_port())
         self.http = ("127.0.0.1", free_port())
         self.health = ("127.0.0.1", free_port())
@@ -43,6 +44,8 @@ class ServeProcess:
             "service": {"extensions": ["health_check"], "pipelines": {"logs": {
                 "receivers": ["otlp"], "processors": ["batch"], "exporters": ["avro"]}}},
         }
+        if shutdown_timeout is not None:
+            config["service"]["shutdown_timeout"] = shutdown_timeout
         self.config_path = workdir / "collector.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = workdir / "serve.log"
@@ -122,3 +125,4 @@ class PeakRss:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
+
