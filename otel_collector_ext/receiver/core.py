@@ -46,9 +46,12 @@ class Busy(Exception):  # noqa: N818 - a state, not a failure
 
 
 class Sink(Protocol):
-    """Takes decoded records; raises Busy instead of accepting what it could lose."""
+    """Takes decoded records; raises Busy instead of accepting what it could lose.
 
-    def accept(self, records: Sequence[ReadableLogRecord]) -> None: ...
+    It also gets the `request` they came from, which a write-ahead log keeps."""
+
+    def accept(self, records: Sequence[ReadableLogRecord],
+               request: ExportLogsServiceRequest | None = None) -> None: ...
 
 
 class Status(enum.Enum):
@@ -143,7 +146,7 @@ class Receiver:
             return self.refuse(Status.INTERNAL, "internal error")
         try:
             if decoded.records:
-                self.sink.accept(decoded.records)
+                self.sink.accept(decoded.records, request)
         except Busy as e:
             self.counters.add(requests=1, requests_busy=1)
             return Outcome(Status.BUSY, str(e), retry_after=e.retry_after)
