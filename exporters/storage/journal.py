@@ -14,8 +14,10 @@ Applying again is idempotent by position, as every append carries the size the
 object must have: an append whose bytes are already there (the object is
 already at its end size, or holds a prefix of it after a torn local write) is
 skipped or completed, never written twice. A spool as inner storage does the
-same check at upload. `put` is not held (whole objects, written by content
-address, are idempotent anyway).
+same check at upload. Puts (whole objects) are held too and simply put again.
+Nothing fails while a batch is being written: what the inner storage cannot
+take yet fails the commit, which is retried, so a writer never drops data it was
+handed because storage is down or full.
 
 The journal file keeps only what matters: when it grows past `max_journal_bytes`
 it is replaced (atomically) by one record holding the last token.
@@ -39,11 +41,14 @@ from .spool import _datasync, _fsync_dir, _read_range
 
 __all__ = ["CommittingStorage"]
 
+_Op = tuple[int, str, int, bytes]  # kind, path, expected size (appends), data
+
 log = logging.getLogger(__name__)
 
 _MAGIC = b"JRN1"
 _TOKEN = struct.Struct("<HI")  # token length, number of appends
-_APPEND = struct.Struct("<HQQ")  # path length, expected size, data length
+_OP = struct.Struct("<BHQQ")  # kind, path length, expected size, data length
+_APPEND, _PUT = 1, 2
 
 
 class CommittingStorage(Storage):
@@ -57,9 +62,9 @@ class CommittingStorage(Storage):
         self.max_journal_bytes = max_journal_bytes
         self._check_path = getattr(inner, "check_path", check_relative_path)
         self._lock = threading.RLock()
-        self._staged: list[tuple[str, int, bytes]] = []
+        self._staged: list[_Op] = []
         self._staged_end: dict[str, int] = {}
-        self._unapplied: list[tuple[str, int, bytes]] = []  # committed, not yet in `inner`
+        self._unapplied: list[_Op] = []  # committed, not yet in `inner`
         self._sizes: dict[str, int] = {}  # object sizes this writer made (bounded)
         self.counts = {"commits": 0, "appends_applied": 0, "appends_already_stored": 0,
                        "appends_completed": 0, "appends_conflicting": 0, "apply_failures": 0}
@@ -71,7 +76,7 @@ class CommittingStorage(Storage):
                 self.token, self._unapplied = _decode(records[-1][1])
         self._fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         if self._unapplied:
-            log.info("journal %s: applying the %d appends of the last commit again",
+            log.debug("journal %s: applying the %d appends of the last commit again",
                      self.journal, len(self._unapplied))
             try:
                 self._apply()
@@ -115,9 +120,12 @@ class CommittingStorage(Storage):
 
     def _apply(self) -> None:
         while self._unapplied:
-            path, expected, data = self._unapplied[0]
+            kind, path, expected, data = self._unapplied[0]
             try:
-                self._apply_one(path, expected, data)
+                if kind == _PUT:
+                    self.inner.put(path, data)
+                else:
+                    self._apply_one(path, expected, data)
             except StorageError:
                 self.counts["apply_failures"] += 1
                 raise
@@ -140,12 +148,13 @@ class CommittingStorage(Storage):
             self.counts["appends_conflicting"] += 1
             return
         end = expected + len(data)
-        if expected < actual <= end:
+        if actual > expected:  # already (partly) there if those bytes are these
+            held = min(actual, end) - expected
             try:
-                there = _read_range(self.inner, path, expected, actual - expected)
+                there = _read_range(self.inner, path, expected, held)
             except FileNotFoundError:
                 there = b""
-            if there == data[: actual - expected]:
+            if there == data[:held]:
                 if actual < end:  # a torn write before the crash: finish it
                     self.inner.append(path, data[actual - expected:], expected_size=actual)
                     self.counts["appends_completed"] += 1
@@ -179,9 +188,9 @@ class CommittingStorage(Storage):
         with self._lock:
             if path in self._staged_end:
                 return self._staged_end[path]
-            for p, expected, data in reversed(self._unapplied):
+            for kind, p, expected, data in reversed(self._unapplied):
                 if p == path:
-                    return expected + len(data)
+                    return expected + len(data) if kind == _APPEND else len(data)
             if path in self._sizes:
                 return self._sizes[path]
         return None
@@ -192,16 +201,22 @@ class CommittingStorage(Storage):
         self._check_path(path)
         current = self._known_size(path)
         if current is None:
-            current = self.inner.size(path) or 0
+            try:
+                current = self.inner.size(path) or 0
+            except (StorageError, OSError):
+                current = expected_size  # cannot tell now: the commit reconciles
         if current != expected_size:
             raise AppendConflict(path, expected_size, current)
         with self._lock:
-            self._staged.append((path, expected_size, bytes(data)))
+            self._staged.append((_APPEND, path, expected_size, bytes(data)))
             self._staged_end[path] = expected_size + len(data)
         return expected_size + len(data)
 
     def put(self, path: str, data: bytes) -> None:
-        self.inner.put(path, data)
+        self._check_path(path)
+        with self._lock:
+            self._staged.append((_PUT, path, 0, bytes(data)))
+            self._staged_end[path] = len(data)
 
     def size(self, path: str) -> int | None:
         known = self._known_size(path)
@@ -219,7 +234,8 @@ class CommittingStorage(Storage):
             seen.add(info.path)
             yield info
         with self._lock:
-            held = {p: e + len(d) for p, e, d in [*self._unapplied, *self._staged]}
+            held = {p: e + len(d) if k == _APPEND else len(d)
+                    for k, p, e, d in [*self._unapplied, *self._staged]}
         for path, size in held.items():
             if path.startswith(prefix) and path not in seen:
                 yield ObjectInfo(path, size)
@@ -245,25 +261,25 @@ class CommittingStorage(Storage):
         return self.inner.describe()
 
 
-def _encode(token: bytes, appends: list[tuple[str, int, bytes]]) -> bytes:
-    parts = [_TOKEN.pack(len(token), len(appends)), token]
-    for path, expected, data in appends:
+def _encode(token: bytes, ops: list[_Op]) -> bytes:
+    parts = [_TOKEN.pack(len(token), len(ops)), token]
+    for kind, path, expected, data in ops:
         encoded = path.encode()
-        parts += [_APPEND.pack(len(encoded), expected, len(data)), encoded, data]
+        parts += [_OP.pack(kind, len(encoded), expected, len(data)), encoded, data]
     return b"".join(parts)
 
 
-def _decode(body: bytes) -> tuple[bytes, list[tuple[str, int, bytes]]]:
+def _decode(body: bytes) -> tuple[bytes, list[_Op]]:
     token_len, count = _TOKEN.unpack_from(body)
     pos = _TOKEN.size
     token = body[pos: pos + token_len]
     pos += token_len
-    appends = []
+    ops = []
     for _ in range(count):
-        plen, expected, dlen = _APPEND.unpack_from(body, pos)
-        pos += _APPEND.size
+        kind, plen, expected, dlen = _OP.unpack_from(body, pos)
+        pos += _OP.size
         path = body[pos: pos + plen].decode()
         pos += plen
-        appends.append((path, expected, body[pos: pos + dlen]))
+        ops.append((kind, path, expected, body[pos: pos + dlen]))
         pos += dlen
-    return token, appends
+    return token, ops
