@@ -85,6 +85,10 @@ def test_log_refuses_what_does_not_fit(tmp_path: Path) -> None:
     log.close()
 
 
+def journaled(tmp_path: Path) -> CommittingStorage:
+    return CommittingStorage(LocalStorage(tmp_path / "data"), tmp_path / "journal")
+
+
 def test_a_commit_applies_together_and_is_applied_again_idempotently(tmp_path: Path) -> None:
     inner = LocalStorage(tmp_path / "data")
     storage = CommittingStorage(inner, tmp_path / "journal")
@@ -99,7 +103,7 @@ def test_a_commit_applies_together_and_is_applied_again_idempotently(tmp_path: P
     assert inner.read("a/f.bin") == b"hello world"
     storage.close()
     # A restart re-applies the last commit: nothing is written twice.
-    again = CommittingStorage(LocalStorage(tmp_path / "data"), tmp_path / "journal")
+    again = journaled(tmp_path)
     assert again.token == b"\x00\x07"
     assert (tmp_path / "data" / "a" / "f.bin").read_bytes() == b"hello world"
     assert again.counts["appends_already_stored"] == 2
@@ -107,7 +111,7 @@ def test_a_commit_applies_together_and_is_applied_again_idempotently(tmp_path: P
 
 
 def test_a_torn_local_write_is_completed_on_restart(tmp_path: Path) -> None:
-    storage = CommittingStorage(LocalStorage(tmp_path / "data"), tmp_path / "journal")
+    storage = journaled(tmp_path)
     storage.append("f.bin", b"0123456789", expected_size=0)
     storage.commit(b"one")
     storage.append("f.bin", b"abcdefghij", expected_size=10)
@@ -116,19 +120,19 @@ def test_a_torn_local_write_is_completed_on_restart(tmp_path: Path) -> None:
     path = tmp_path / "data" / "f.bin"
     with open(path, "r+b") as f:  # the process died in the middle of applying "two"
         f.truncate(14)
-    again = CommittingStorage(LocalStorage(tmp_path / "data"), tmp_path / "journal")
+    again = journaled(tmp_path)
     assert path.read_bytes() == b"0123456789abcdefghij"
     assert again.token == b"two" and again.counts["appends_completed"] == 1
     again.close()
 
 
 def test_an_uncommitted_batch_never_reaches_storage(tmp_path: Path) -> None:
-    storage = CommittingStorage(LocalStorage(tmp_path / "data"), tmp_path / "journal")
+    storage = journaled(tmp_path)
     storage.append("f.bin", b"kept", expected_size=0)
     storage.commit(b"1")
     storage.append("f.bin", b"lost with the process", expected_size=4)
     storage.close()  # no commit: as if killed
-    again = CommittingStorage(LocalStorage(tmp_path / "data"), tmp_path / "journal")
+    again = journaled(tmp_path)
     assert (tmp_path / "data" / "f.bin").read_bytes() == b"kept"
     assert again.token == b"1"
     again.close()
@@ -138,7 +142,7 @@ def test_a_failed_apply_is_kept_and_retried(tmp_path: Path) -> None:
     blocker = tmp_path / "data" / "d"
     blocker.parent.mkdir(parents=True)
     blocker.write_text("a file where a folder must go")
-    storage = CommittingStorage(LocalStorage(tmp_path / "data"), tmp_path / "journal")
+    storage = journaled(tmp_path)
     storage.append("d/f.bin", b"payload", expected_size=0)
     with pytest.raises(StorageError):
         storage.commit(b"1")
@@ -160,6 +164,6 @@ def test_the_journal_stays_small(tmp_path: Path) -> None:
         storage.commit(str(i).encode())
     assert (tmp_path / "journal").stat().st_size < 4096 + 1024
     storage.close()
-    again = CommittingStorage(LocalStorage(tmp_path / "data"), tmp_path / "journal")
+    again = journaled(tmp_path)
     assert again.token == b"49" and (tmp_path / "data" / "f.bin").stat().st_size == 25_000
     again.close()
