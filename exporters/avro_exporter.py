@@ -49,6 +49,16 @@ ENV_PREFIX = "OTEL_COLLECTOR_EXT_AVRO_"
 DEFAULT_INLINE_LIMIT = 4 * 1024 * 1024  # as Azure ML: larger bodies go to their own object
 
 
+def _reason(error: BaseException) -> str:
+    """The drop reason for an error raised while storing: the spool (or its disk) was
+    full, storage failed, or (anything else) the record could not be converted."""
+    if isinstance(error, SpoolFull):
+        return "spool_full"
+    if isinstance(error, (StorageError, OSError)):
+        return "storage_failed"
+    return "conversion_failed"
+
+
 def _record_name(collection: str) -> str:
     name = re.sub(r"[^A-Za-z0-9_]", "_", collection)
     return name if not name[:1].isdigit() else "_" + name
@@ -106,24 +116,30 @@ class AvroLogExporter(LogRecordExporter):
         self._closed = False
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        """SUCCESS when every inference record of `batch` is stored (or durably spooled);
+        FAILURE when any was dropped (each counted in `tally`, by collection and reason)."""
         if self._closed:
             return LogRecordExportResult.FAILURE
+        dropped_before = self._lost()
         tabular: dict[tuple[str, str, str, tuple[Any, ...]], tuple[list[Any], list[Envelope]]] = {}
         payloads: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         for readable in batch:
             try:
                 self._sort(readable, tabular, payloads)
             except Exception as e:  # one bad record must not sink the batch
-                self._drop(1, "conversion_failed", e)
-        ok = True
+                self._drop(1, _reason(e), e, A.collection_of(readable))
         with self._lock:
             for (directory, instance, collection, cols), (frames, envelopes) in tabular.items():
                 write = self._write_rows if cols[:1] == (_ROWS,) else self._write_tabular
-                ok &= write(directory, instance, collection, frames, envelopes)
+                write(directory, instance, collection, frames, envelopes)
             for (directory, instance, collection), rows in payloads.items():
-                ok &= self._write(directory, instance, payload_schema(collection), rows,
-                                  collection, SHAPE_PAYLOAD)
+                self._write(directory, instance, payload_schema(collection), rows,
+                            collection, SHAPE_PAYLOAD)
+        ok = self._lost() == dropped_before
         return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
+
+    def _lost(self) -> int:
+        return self.tally.get("records.dropped") + self.tally.get("rows.dropped")
 
     def _sort(
         self,
@@ -210,7 +226,7 @@ class AvroLogExporter(LogRecordExporter):
                 try:
                     one = convert_frames([frame], [envelope], name)
                 except Exception as e:
-                    self._drop(1, "conversion_failed", e)
+                    self._drop(1, "conversion_failed", e, collection)
                     continue
                 ok &= self._write(directory, instance, one.schema, one.rows, collection,
                                   SHAPE_TABULAR, records=1)
@@ -246,7 +262,7 @@ class AvroLogExporter(LogRecordExporter):
                     frames.append(to_frame(row, A.KIND_ROW))
                     kept.append(envelope)
                 except Exception as e:
-                    self._drop(1, "conversion_failed", e)
+                    self._drop(1, "conversion_failed", e, collection)
             return self._write_tabular(directory, instance, collection, frames, kept)
         return self._write(directory, instance, converted.schema, converted.rows, collection,
                            SHAPE_TABULAR, records=len(rows))
@@ -269,29 +285,34 @@ class AvroLogExporter(LogRecordExporter):
                     META_FORMAT_VERSION: FORMAT_VERSION}
         try:
             self.writer.write(directory, instance, schema, rows, metadata)
-        except SpoolFull as e:
-            self._drop(count, "spool_full", e)
-            return False
         except (StorageError, OSError) as e:
-            self._drop(count, "storage_failed", e)
+            self._drop(count, _reason(e), e, collection)
             return False
         except Exception as e:  # a value Avro cannot encode: drop that row, keep the rest
             good, bad = self.writer.split_encodable(schema, rows)
             if not bad:  # every row encodes: the failure was elsewhere (a refused name)
-                self._drop(count, "storage_failed", e)
+                self._drop(count, "storage_failed", e, collection)
                 return False
             if not good:
-                self._drop(count, "conversion_failed", e)
+                self._drop(count, "conversion_failed", e, collection)
                 return False
-            self._drop(len(bad), "conversion_failed", e)
+            if count == len(rows):  # a row per record: the records with bad rows are dropped
+                self._drop(len(bad), "conversion_failed", e, collection)
+                count = len(good)
+            else:  # rows of several multi-row records: the records stay, with rows missing
+                self.tally.add("rows.dropped", len(bad), reason="conversion_failed",
+                               collection=collection)
+                _limited.warning("conversion_failed", "dropped %d row(s) of %s: %s: %s",
+                                 len(bad), collection, type(e).__name__, e)
             return self._write(directory, instance, schema, good, collection, shape,
-                               records=max(count - len(bad), 1))
+                               records=count)
         self.tally.add("records.written", count, collection=collection)
         self.tally.add("rows.written", len(rows), collection=collection)
         return True
 
-    def _drop(self, count: int, reason: str, error: BaseException) -> None:
-        self.tally.add("records.dropped", count, reason=reason)
+    def _drop(self, count: int, reason: str, error: BaseException, collection: str | None) -> None:
+        self.tally.add("records.dropped", count, reason=reason,
+                       **({"collection": collection} if collection else {}))
         _limited.warning(reason, "dropped %d record(s) (%s): %s: %s", count, reason,
                          type(error).__name__, error)
 

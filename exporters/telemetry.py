@@ -38,11 +38,12 @@ class Tally:
         instrument.add(amount, attributes)
 
     def get(self, name: str, **attributes: str) -> int:
-        """The count of `name`; with attributes, only that series; without, the total."""
+        """The count of `name`: the sum of its series that carry all the given attributes
+        (none given: the total)."""
+        wanted = set(attributes.items())
         with self._lock:
-            if attributes:
-                return self._counts[(name, tuple(sorted(attributes.items())))]
-            return sum(n for (k, _), n in self._counts.items() if k == name)
+            return sum(n for (k, attrs), n in self._counts.items()
+                       if k == name and wanted.issubset(attrs))
 
     def snapshot(self) -> dict[str, int]:
         """All series, flattened to 'name' or 'name{attr=value,...}' keys."""

@@ -48,3 +48,14 @@ INSTANCE_ID = "service.instance.id"
 def event_name(collection: str) -> str:
     """The OTel event name of a record of `collection`."""
     return EVENT_NAME_PREFIX + collection
+
+
+def collection_of(record: object) -> str | None:
+    """The collection attribute of a (readable) log record, or None when it has none (a
+    record that is not inference data, or not a record at all)."""
+    try:
+        attributes = record.log_record.attributes  # type: ignore[attr-defined]
+        value = attributes.get(COLLECTION) if attributes else None
+    except AttributeError:
+        return None
+    return value if isinstance(value, str) and value else None

@@ -4,7 +4,14 @@ Why not the SDK's BatchLogRecordProcessor: when its queue is full it evicts the
 oldest record silently, and its force_flush never flushes the exporter, so a
 buffering exporter (a spool, a file writer) would keep data after `flush()`.
 This one drops the newest record and counts it, and `force_flush` returns only
-when the queue is drained AND the exporter has flushed.
+when everything queued before the call is exported AND the exporter has flushed.
+
+Exact flushes: every record offered to the queue gets a sequence number, queued or
+dropped. `force_flush` waits for a watermark (the last number given out when it was
+called), not for an empty queue, so it returns under sustained load; batches are cut
+at pending watermarks, so whether a batch lost records decides exactly which flushes
+report False. A loss is reported to every flush whose window holds it: the records
+numbered after the watermark of the last flush that had returned when it was called.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadW
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from exporters.telemetry import Tally
+
+from .attributes import collection_of
 
 _log = logging.getLogger(__name__)
 
@@ -44,6 +53,22 @@ def payload_size(body: object) -> int:
     return _SMALL
 
 
+def _labels(collection: str | None) -> dict[str, str]:
+    return {"collection": collection} if collection else {}
+
+
+class _FlushRequest:
+    """One force_flush call: records numbered (since, upto] are its window."""
+
+    __slots__ = ("done", "lost", "since", "upto")
+
+    def __init__(self, since: int, upto: int, lost: bool) -> None:
+        self.since = since
+        self.upto = upto
+        self.lost = lost
+        self.done = threading.Event()
+
+
 class BatchingProcessor(LogRecordProcessor):
     """Queues records from the emitting thread; one background thread exports them in batches."""
 
@@ -65,10 +90,15 @@ class BatchingProcessor(LogRecordProcessor):
         self._batch_size = max_export_batch_size
         self._delay = schedule_delay_millis / 1000
         self.tally = tally or Tally("otel_collector_ext", "otel_collector_ext")
-        self._queue: collections.deque[tuple[ReadableLogRecord, int]] = collections.deque()
+        self._queue: collections.deque[tuple[ReadableLogRecord, int, int]] = collections.deque()
         self._wake = threading.Event()
-        self._flush_lock = threading.Lock()
-        self._flush_waiters: list[threading.Event] = []
+        # Under self._lock: sequence numbers (see the module's docstring).
+        self._seq = 0  # the last number given to a record, queued or dropped
+        self._done_upto = 0  # every record numbered up to here is exported or dropped
+        self._reported = 0  # the highest watermark of a flush that has returned
+        self._last_loss = 0  # the highest number of a record lost (dropped) so far
+        self._exporting = 0  # records of the batch inside export() right now
+        self._requests: list[_FlushRequest] = []
         self._stopping = False
         self._thread = threading.Thread(
             target=self._run, name="otel-collector-ext-export", daemon=True
@@ -78,8 +108,9 @@ class BatchingProcessor(LogRecordProcessor):
     # -- emitting thread (the user's scoring code): keep it tiny -------------------
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         queue = self._queue
+        labels = _labels(collection_of(log_record))
         if self._stopping:
-            self.tally.add("records.dropped", reason="shutdown")
+            self.tally.add("records.dropped", reason="shutdown", **labels)
             return
         size = payload_size(log_record.log_record.body)
         # One short lock: the stopping check, both bounds and the append are one step, so
@@ -89,13 +120,18 @@ class BatchingProcessor(LogRecordProcessor):
                 reason = "shutdown"
             elif len(queue) >= self._max_queue or (self._bytes + size > self._max_bytes and queue):
                 reason = "queue_full"
+                self._seq += 1
+                self._lose(self._seq)
             else:
                 reason = None
                 self._bytes += size
-                queue.append((log_record, size))
+                self._seq += 1
+                queue.append((log_record, size, self._seq))
         if reason is not None:
-            self.tally.add("records.dropped", reason=reason)
-        elif len(queue) >= self._batch_size:
+            self.tally.add("records.dropped", reason=reason, **labels)
+            return
+        self.tally.add("records.collected", **labels)  # only what was queued
+        if len(queue) >= self._batch_size:
             self._wake.set()
 
     @property
@@ -109,8 +145,13 @@ class BatchingProcessor(LogRecordProcessor):
         return self._bytes
 
     def stats(self) -> dict[str, int]:
-        """This queue's counters, and the exporter's own (if it keeps a tally) as `exporter.*`."""
+        """This queue's counters, the exporter's own (if it keeps a tally) as `exporter.*`, and
+        `records.in_flight`: queued or inside export() now. Once nothing is in flight,
+        records.collected = exporter records.written + records.dropped (by reason, here and
+        in the exporter) + exporter records.skipped."""
         out = self.tally.snapshot()
+        with self._lock:
+            out["records.in_flight"] = len(self._queue) + self._exporting
         exporter_tally = getattr(self._exporter, "tally", None)
         if exporter_tally is not None:
             out.update({f"exporter.{k}": v for k, v in exporter_tally.snapshot().items()})
@@ -131,28 +172,71 @@ class BatchingProcessor(LogRecordProcessor):
         while True:
             self._wake.wait(self._delay)
             self._wake.clear()
-            # Take the flush requests before draining: everything queued before a request
-            # is then in this drain (taking them after would release a request made after
-            # the drain saw an empty queue, with its records still queued).
-            with self._flush_lock:
-                waiters, self._flush_waiters = self._flush_waiters, []
             self._drain()
-            if waiters:
-                self._flush_exporter()
-                for event in waiters:
-                    event.set()
             if self._stopping and not self._queue:
                 return
 
     def _drain(self) -> None:
+        """Export batches until the queue is empty, releasing each flush request as soon as
+        everything up to its watermark is exported (not when the queue is empty)."""
         queue = self._queue
-        while queue:
+        while True:
             with self._lock:
-                entries = [queue.popleft() for _ in range(min(self._batch_size, len(queue)))]
-                self._bytes -= sum(size for _, size in entries)
-            self._export([record for record, _ in entries])
+                entries = self._take_batch()
+                if entries:
+                    # Records numbered below the next queued one are exported after this
+                    # batch, or were dropped when offered.
+                    upto = queue[0][2] - 1 if queue else self._seq
+                    self._exporting = len(entries)
+                else:
+                    self._done_upto = self._seq
+            if entries:
+                lost = not self._export([record for record, _, _ in entries])
+                with self._lock:
+                    if lost:
+                        self._lose(entries[-1][2])
+                    self._done_upto = upto
+                    self._exporting = 0
+            with self._lock:
+                ready = [r for r in self._requests if r.upto <= self._done_upto]
+            if ready:
+                self._release(ready)
+            elif not entries:
+                return
 
-    def _export(self, batch: Sequence[ReadableLogRecord]) -> None:
+    def _take_batch(self) -> list[tuple[ReadableLogRecord, int, int]]:
+        """Up to a batch from the queue, never past a pending flush's watermark (under _lock)."""
+        queue = self._queue
+        if not queue:
+            return []
+        first = queue[0][2]
+        cut = min((r.upto for r in self._requests if r.upto >= first), default=None)
+        entries = []
+        while queue and len(entries) < self._batch_size and (cut is None or queue[0][2] <= cut):
+            entries.append(queue.popleft())
+        self._bytes -= sum(size for _, size, _ in entries)
+        return entries
+
+    def _lose(self, seq: int) -> None:
+        """Record number `seq` (or one of its batch) was lost: tell the flushes whose window
+        holds it, and the ones to come (under _lock)."""
+        self._last_loss = max(self._last_loss, seq)
+        for request in self._requests:
+            if request.since < seq <= request.upto:
+                request.lost = True
+
+    def _release(self, ready: list[_FlushRequest]) -> None:
+        flushed = self._flush_exporter()
+        with self._lock:
+            for request in ready:
+                if request in self._requests:  # not given up on (timed out) meanwhile
+                    self._requests.remove(request)
+                    request.lost |= not flushed
+                    self._reported = max(self._reported, request.upto)
+                request.done.set()
+
+    def _export(self, batch: Sequence[ReadableLogRecord]) -> bool:
+        """Hand `batch` to the exporter; False if any of its records was lost."""
         try:
             result = self._exporter.export(batch)
         except Exception:  # the exporter must never take the export thread down
@@ -161,28 +245,47 @@ class BatchingProcessor(LogRecordProcessor):
             result = LogRecordExportResult.FAILURE
         if result is LogRecordExportResult.SUCCESS:
             self.tally.add("records.exported", len(batch))
-        elif getattr(self._exporter, "counts_own_drops", False):
+            return True
+        if getattr(self._exporter, "counts_own_drops", False):
             # The exporter has counted exactly which records it lost; the rest were written.
             self.tally.add("export.failures")
-        else:
-            self.tally.add("records.dropped", len(batch), reason="export_failed")
+            return False
+        for collection, n in collections.Counter(map(collection_of, batch)).items():
+            self.tally.add("records.dropped", n, reason="export_failed", **_labels(collection))
+        return False
 
-    def _flush_exporter(self) -> None:
+    def _flush_exporter(self) -> bool:
         try:
-            self._exporter.force_flush()
+            flushed = self._exporter.force_flush()
         except Exception:
             _log.exception("exporter %s failed to flush", type(self._exporter).__name__)
+            flushed = False
+        if flushed is False:
+            self.tally.add("export.flush_failures")
+            return False
+        return True
 
     # -- control -------------------------------------------------------------------
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Export everything queued before this call and flush the exporter; False on timeout."""
-        if not self._thread.is_alive():
-            return not self._queue
-        done = threading.Event()
-        with self._flush_lock:
-            self._flush_waiters.append(done)
+        """Export everything queued before this call and flush the exporter.
+
+        True only if none of the records offered before the call (and after the watermark
+        of the last flush that had returned) was dropped, queue_full included; False on a
+        loss (stats() counts it, by reason) or on timeout."""
+        with self._lock:
+            request = _FlushRequest(self._reported, self._seq, self._last_loss > self._reported)
+            if not self._thread.is_alive():
+                # Shut down: everything queued was drained by shutdown().
+                self._reported = max(self._reported, request.upto)
+                return not self._queue and not request.lost
+            self._requests.append(request)
         self._wake.set()
-        return done.wait(timeout_millis / 1000)
+        if not request.done.wait(timeout_millis / 1000):
+            with self._lock:
+                if request in self._requests:
+                    self._requests.remove(request)
+                    return False
+        return not request.lost
 
     def shutdown(self) -> None:
         with self._lock:

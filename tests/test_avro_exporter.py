@@ -119,8 +119,9 @@ def test_the_processor_does_not_count_written_records_as_lost(tmp_path: Path) ->
     c = oce.Collector(name="mixed")
     for cid in ("good-1", "bad\ud800", "good-2"):
         c.collect("text", oce.BasicCorrelationContext(id=cid))
-    assert oce.flush()
+    assert not oce.flush()  # one record collected before it was dropped
     stats = oce.stats()
-    assert stats["exporter.records.dropped{reason=conversion_failed}"] == 1
+    assert stats["exporter.records.dropped{collection=mixed,reason=conversion_failed}"] == 1
     assert stats["exporter.records.written{collection=mixed}"] == 2
     assert not any(k.startswith("records.dropped") for k in stats)
+    assert stats["records.collected{collection=mixed}"] == 3 and stats["records.in_flight"] == 0

@@ -237,8 +237,10 @@ def test_storage_failure_never_reaches_scoring_code(tmp_path: Path) -> None:
     c = Collector(name="model_inputs")
     for i in range(10):
         c.collect({"i": i})  # must not raise
-    oce.flush()
-    assert oce.stats()["exporter.records.dropped{reason=storage_failed}"] == 10
+    assert not oce.flush()
+    stats = oce.stats()
+    assert stats["exporter.records.dropped{collection=model_inputs,reason=storage_failed}"] == 10
+    assert stats["records.collected{collection=model_inputs}"] == 10
 
 
 def test_queue_full_is_counted(data_dir: Path) -> None:
@@ -248,9 +250,13 @@ def test_queue_full_is_counted(data_dir: Path) -> None:
     c = Collector(name="q")
     for i in range(20):
         c.collect({"i": i})
-    assert oce.stats()["records.dropped{reason=queue_full}"] == 15
-    assert oce.flush()
+    stats = oce.stats()
+    assert stats["records.dropped{collection=q,reason=queue_full}"] == 15
+    assert stats["records.collected{collection=q}"] == 5  # only what was queued
+    assert not oce.flush()  # what was collected before it was not all stored
     assert len(load(data_dir, "q")) == 5
+    c.collect({"i": 20})
+    assert oce.flush()  # the loss was reported once; nothing lost since
 
 
 def test_normal_exit_loses_nothing(data_dir: Path) -> None:
