@@ -208,7 +208,9 @@ def _receiver(name: str, spec: Any) -> ReceiverConfig:
     if component_type(name) != "otlp":
         raise ServiceConfigError(f"{key}: unknown receiver type {component_type(name)!r} (known: otlp)")
     _mapping(spec, key)
-    _known(spec, {"protocols", "auth", "max_records_per_request", "max_nesting_depth"}, key + ".")
+    _known(spec, {"protocols", "auth", "max_records_per_request", "max_nesting_depth",
+                  "max_rows_per_record", "max_cells_per_request",
+                  "max_decoded_bytes_per_request"}, key + ".")
     protocols = spec.get("protocols")
     _mapping(protocols, key + ".protocols")
     _known(protocols, {"grpc", "http"}, key + ".protocols.")
@@ -256,6 +258,13 @@ def _receiver(name: str, spec: Any) -> ReceiverConfig:
         max_records=_int(spec.get("max_records_per_request", 8192),
                          key + ".max_records_per_request", 1, 1_000_000),
         max_depth=_int(spec.get("max_nesting_depth", 32), key + ".max_nesting_depth", 1, 64),
+        max_rows_per_record=_int(spec.get("max_rows_per_record", Limits.max_rows_per_record),
+                                 key + ".max_rows_per_record", 1, 100_000_000),
+        max_cells=_int(spec.get("max_cells_per_request", Limits.max_cells),
+                       key + ".max_cells_per_request", 1, 1_000_000_000),
+        max_decoded_bytes=_int(spec.get("max_decoded_bytes_per_request",
+                                        Limits.max_decoded_bytes),
+                               key + ".max_decoded_bytes_per_request", MiB, 64 * 1024 * MiB),
     )
     token = _token(spec.get("auth"), key + ".auth") if "auth" in spec else None
     for settings in (grpc, http):

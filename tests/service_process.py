@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,12 @@ class ServeProcess:
         otlp: dict[str, Any] = {"protocols": {
             "grpc": {"endpoint": f"127.0.0.1:{self.grpc[1]}"},
             "http": {"endpoint": f"127.0.0.1:{self.http[1]}"}}}
-        otlp.update(receiver or {})
+        for key, value in (receiver or {}).items():
+            if key == "protocols":  # merged: the endpoints stay the free ports above
+                for protocol, settings in value.items():
+                    otlp["protocols"][protocol].update(settings)
+            else:
+                otlp[key] = value
         config = {
             "receivers": {"otlp": otlp},
             "processors": {"batch": batch or {"timeout": "100ms"}},
@@ -99,3 +105,32 @@ class ServeProcess:
             self.process.kill()
             self.process.wait(10)
         self._log.close()
+
+
+class PeakRss:
+    """The highest resident set size of a process while the block runs, sampled every 10 ms."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self._process = psutil.Process(pid)
+        self.peak = self._process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self._stop.wait(0.01):
+            try:
+                self.peak = max(self.peak, self._process.memory_info().rss)
+            except psutil.Error:
+                return
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)

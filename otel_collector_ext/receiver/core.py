@@ -20,6 +20,8 @@ from typing import Protocol
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.sdk._logs import ReadableLogRecord
 
+from exporters.otlp_body import DecodeBudget
+
 from .decode import RequestError, TooManyRecords, decode_request
 
 _log = logging.getLogger(__name__)
@@ -34,6 +36,16 @@ class Limits:
     max_request_bytes: int = 16 * MiB  # compressed and decompressed
     max_records: int = 8192
     max_depth: int = 32  # AnyValue nesting
+    # What a request may decode to (docs/otlp.md, "Limits"): declared rows are checked
+    # before anything is allocated, so a small request cannot build a huge table.
+    max_rows_per_record: int = 1_000_000
+    max_cells: int = 2_000_000
+    max_decoded_bytes: int = 256 * MiB
+
+    def budget(self) -> DecodeBudget:
+        """A fresh decoding budget for one request."""
+        return DecodeBudget(max_rows_per_record=self.max_rows_per_record,
+                            max_cells=self.max_cells, max_bytes=self.max_decoded_bytes)
 
 
 class Busy(Exception):  # noqa: N818 - a state, not a failure
@@ -136,7 +148,7 @@ class Receiver:
         limits = self.limits
         try:
             decoded = decode_request(request, max_depth=limits.max_depth,
-                                     max_records=limits.max_records)
+                                     max_records=limits.max_records, budget=limits.budget())
         except TooManyRecords as e:
             return self.refuse(Status.TOO_LARGE, str(e))
         except RequestError as e:

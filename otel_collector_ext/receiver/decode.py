@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,15 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TraceFlags
 
-from exporters.otlp_body import BodyError, decode_body, decode_frames, is_frame_form
+from exporters.otlp_body import (
+    BodyError,
+    DecodeBudget,
+    LimitExceeded,
+    decode_body,
+    decode_frames,
+    is_frame_form,
+    unlimited_budget,
+)
 
 
 class RequestError(ValueError):
@@ -37,6 +45,14 @@ class RequestError(ValueError):
 
 class TooManyRecords(RequestError):
     """The request holds more records than allowed (HTTP 413 / gRPC INVALID_ARGUMENT)."""
+
+
+class DecodesTooLarge(TooManyRecords):
+    """The request would decode to more cells or bytes than allowed (HTTP 413)."""
+
+
+def _over_limit(e: LimitExceeded) -> RequestError:
+    return DecodesTooLarge(str(e)) if e.too_large else RequestError(str(e))
 
 
 class _RecordError(ValueError):
@@ -121,16 +137,29 @@ def count_records(request: ExportLogsServiceRequest) -> int:
 
 
 def decode_request(request: ExportLogsServiceRequest, *, max_depth: int,
-                   max_records: int) -> Decoded:
-    """The request's records as SDK records; undecodable records are counted as rejected."""
+                   max_records: int, budget: DecodeBudget | None = None) -> Decoded:
+    """The request's records as SDK records; undecodable records are counted as rejected.
+
+    Everything the records decode to is charged to `budget` before it is built; a
+    request over it is refused whole (DecodesTooLarge, or RequestError for a record
+    declaring too many rows), never partly stored.
+    """
     total = count_records(request)
     if total > max_records:
         raise TooManyRecords(f"request holds {total} log records; the limit is {max_records}")
+    try:
+        return _decode_records(request, max_depth, budget or unlimited_budget())
+    except LimitExceeded as e:
+        raise _over_limit(e) from None
+
+
+def _decode_records(request: ExportLogsServiceRequest, max_depth: int,
+                    budget: DecodeBudget) -> Decoded:
     out = Decoded()
     frames: list[tuple[int, Any]] = []  # (position in out.records, columnar body)
     for resource_logs in request.resource_logs:
         try:
-            resource = Resource(_attributes(resource_logs.resource.attributes, max_depth),
+            resource = Resource(_attributes(resource_logs.resource.attributes, max_depth, budget),
                                 resource_logs.schema_url or None)
         except _RecordError as e:
             for scope_logs in resource_logs.scope_logs:
@@ -139,14 +168,14 @@ def decode_request(request: ExportLogsServiceRequest, *, max_depth: int,
             continue
         for scope_logs in resource_logs.scope_logs:
             try:
-                scope = _scope(scope_logs, max_depth)
+                scope = _scope(scope_logs, max_depth, budget)
             except _RecordError as e:
                 for _ in scope_logs.log_records:
                     out.reject(f"scope: {e}")
                 continue
             for pb in scope_logs.log_records:
                 try:
-                    record = _record(pb, max_depth)
+                    record = _record(pb, max_depth, budget)
                 except _RecordError as e:
                     out.reject(str(e))
                     continue
@@ -154,14 +183,15 @@ def decode_request(request: ExportLogsServiceRequest, *, max_depth: int,
                     frames.append((len(out.records), record.body))
                 out.records.append(ReadableLogRecord(record, resource, scope))
     if frames:
-        _decode_frames(out, frames)
+        _decode_frames(out, frames, budget)
     return out
 
 
-def _decode_frames(out: Decoded, frames: list[tuple[int, Any]]) -> None:
+def _decode_frames(out: Decoded, frames: list[tuple[int, Any]], budget: DecodeBudget) -> None:
     # All at once: bodies of one schema are built as one DataFrame and sliced.
     bad = set()
-    for (position, _), result in zip(frames, decode_frames([b for _, b in frames]), strict=True):
+    results = decode_frames([b for _, b in frames], budget)
+    for (position, _), result in zip(frames, results, strict=True):
         if isinstance(result, BodyError):
             bad.add(position)
             out.reject(str(result))
@@ -171,23 +201,25 @@ def _decode_frames(out: Decoded, frames: list[tuple[int, Any]]) -> None:
         out.records = [r for k, r in enumerate(out.records) if k not in bad]
 
 
-def _scope(scope_logs: Any, max_depth: int) -> InstrumentationScope | None:
+def _scope(scope_logs: Any, max_depth: int, budget: DecodeBudget) -> InstrumentationScope | None:
     if not scope_logs.HasField("scope"):
         return None
     pb = scope_logs.scope
     return InstrumentationScope(pb.name, pb.version or None, scope_logs.schema_url or None,
-                                _attributes(pb.attributes, max_depth) or None)
+                                _attributes(pb.attributes, max_depth, budget) or None)
 
 
-def _record(pb: PbLogRecord, max_depth: int) -> LogRecord:
+def _record(pb: PbLogRecord, max_depth: int, budget: DecodeBudget) -> LogRecord:
     trace_id = _id(pb.trace_id, 16, "trace_id")
     span_id = _id(pb.span_id, 8, "span_id")
     body: Any = None
     if pb.HasField("body"):
-        body = value_to_python(pb.body, max_depth)
+        body = value_to_python(pb.body, max_depth, budget=budget)
         try:
             if not is_frame_form(body):  # frames are decoded together, by decode_request
-                body = decode_body(body)
+                body = decode_body(body, budget)
+        except LimitExceeded:
+            raise
         except BodyError as e:
             raise _RecordError(str(e)) from None
         except Exception:  # off the wire: whatever it is, it is this record's problem
@@ -201,7 +233,7 @@ def _record(pb: PbLogRecord, max_depth: int) -> LogRecord:
         severity_text=pb.severity_text or None,
         severity_number=_SEVERITIES.get(pb.severity_number) if pb.severity_number else None,
         body=body,
-        attributes=_attributes(pb.attributes, max_depth),
+        attributes=_attributes(pb.attributes, max_depth, budget),
         event_name=pb.event_name or None,
     )
 
@@ -214,12 +246,17 @@ def _id(raw: bytes, size: int, name: str) -> int:
     return int.from_bytes(raw, "big")
 
 
-def _attributes(pairs: Iterable[KeyValue], max_depth: int) -> dict[str, Any]:
-    return {kv.key: value_to_python(kv.value, max_depth) for kv in pairs}
+def _attributes(pairs: Sequence[KeyValue], max_depth: int, budget: DecodeBudget) -> dict[str, Any]:
+    budget.charge_values(len(pairs))
+    return {kv.key: value_to_python(kv.value, max_depth, budget=budget) for kv in pairs}
 
 
-def value_to_python(value: AnyValue, max_depth: int, depth: int = 0) -> Any:
-    """An AnyValue as a Python value; RequestError when nested deeper than `max_depth`."""
+def value_to_python(value: AnyValue, max_depth: int, depth: int = 0, *,
+                    budget: DecodeBudget | None = None) -> Any:
+    """An AnyValue as a Python value; RequestError when nested deeper than `max_depth`.
+
+    The elements of lists and maps are charged to `budget` (LimitExceeded when over).
+    """
     which = value.WhichOneof("value")
     if which == "string_value":
         return value.string_value
@@ -237,9 +274,15 @@ def value_to_python(value: AnyValue, max_depth: int, depth: int = 0) -> Any:
         # Malformed or hostile rather than one bad record: the whole request is refused.
         raise RequestError(f"a value is nested deeper than {max_depth} levels")
     if which == "array_value":
-        return [value_to_python(v, max_depth, depth + 1) for v in value.array_value.values]
+        values = value.array_value.values
+        if budget is not None:
+            budget.charge_values(len(values))
+        return [value_to_python(v, max_depth, depth + 1, budget=budget) for v in values]
     if which == "kvlist_value":
-        return {kv.key: value_to_python(kv.value, max_depth, depth + 1)
-                for kv in value.kvlist_value.values}
+        pairs = value.kvlist_value.values
+        if budget is not None:
+            budget.charge_values(len(pairs))
+        return {kv.key: value_to_python(kv.value, max_depth, depth + 1, budget=budget)
+                for kv in pairs}
     raise _RecordError(f"unsupported AnyValue field {which}")
 
