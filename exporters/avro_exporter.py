@@ -35,7 +35,7 @@ from .avro_schema import (
     payload_schema,
 )
 from .partitioning import ROLLING_DEPTH, ROLLING_SPAN_US, partition_dir, safe_segment
-from .payload_rows import body_bytes, payload_row, str_or_none
+from .payload_rows import body_bytes, log_record_document, payload_row, str_or_none
 from .storage import Storage, StorageError, open_storage
 from .storage.spool import SpoolFull
 from .tabular import convert_frames, to_frame
@@ -72,7 +72,11 @@ class AvroLogExporter(LogRecordExporter):
 
     With no arguments (auto-instrumentation), options come from the environment:
     OTEL_COLLECTOR_EXT_DESTINATION, and OTEL_COLLECTOR_EXT_AVRO_CODEC,
-    _ROLLING_RATE, _MAX_FILE_BYTES, _INSTANCE_ID, _INLINE_LIMIT.
+    _ROLLING_RATE, _MAX_FILE_BYTES, _INSTANCE_ID, _INLINE_LIMIT, _OTHER_LOGS_COLLECTION.
+
+    Records without the `ml.inference.collection` attribute (ordinary application
+    logs) are skipped, counted and logged, unless `other_logs_collection` names a
+    collection to keep them in, as JSON payload records.
     """
 
     counts_own_drops = True
@@ -88,8 +92,11 @@ class AvroLogExporter(LogRecordExporter):
         inline_limit: int | None = None,
         storage: Storage | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        other_logs_collection: str | None = None,
     ) -> None:
         env = os.environ
+        # Built with no arguments: auto-instrumentation, where a silent exporter misleads most.
+        self._from_environment = destination is None and storage is None
         from otel_collector_ext.config import default_destination, default_instance_id
 
         self.destination = destination or default_destination()
@@ -103,6 +110,14 @@ class AvroLogExporter(LogRecordExporter):
             inline_limit if inline_limit is not None
             else env.get(ENV_PREFIX + "INLINE_LIMIT", DEFAULT_INLINE_LIMIT)
         )
+        self.other_logs_collection = (other_logs_collection
+                                      or env.get(ENV_PREFIX + "OTHER_LOGS_COLLECTION") or None)
+        if self.other_logs_collection is not None and (
+                not isinstance(self.other_logs_collection, str)
+                or safe_segment(self.other_logs_collection) != self.other_logs_collection):
+            raise ValueError("other_logs_collection must be a collection name: letters, "
+                             "digits, '_' and '-'")
+        self._seen = False
         self.storage = storage or open_storage(self.destination, **dict(storage_options or {}))
         self.writer = AvroFileWriter(
             self.storage,
@@ -115,11 +130,19 @@ class AvroLogExporter(LogRecordExporter):
         self._lock = threading.Lock()
         self._closed = False
 
+    def stores(self, readable: ReadableLogRecord) -> bool:
+        """Whether `export` would write this record (the collector service asks first)."""
+        if self.other_logs_collection is not None:
+            return True
+        collection = (readable.log_record.attributes or {}).get(A.COLLECTION)
+        return isinstance(collection, str) and bool(collection)
+
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """SUCCESS when every inference record of `batch` is stored (or durably spooled);
         FAILURE when any was dropped (each counted in `tally`, by collection and reason)."""
         if self._closed:
             return LogRecordExportResult.FAILURE
+        self._seen = self._seen or bool(batch)
         dropped_before = self._lost()
         tabular: dict[tuple[str, str, str, tuple[Any, ...]], tuple[list[Any], list[Envelope]]] = {}
         payloads: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
@@ -150,9 +173,17 @@ class AvroLogExporter(LogRecordExporter):
         record = readable.log_record
         attrs = dict(record.attributes or ())  # plain dict: many lookups follow
         collection = attrs.get(A.COLLECTION)
-        if not isinstance(collection, str) or not collection:
-            self.tally.add("records.skipped", reason="not_inference")
-            return
+        ordinary = not isinstance(collection, str) or not collection
+        if ordinary:
+            if self.other_logs_collection is None:
+                self.tally.add("records.skipped", reason="not_inference")
+                _limited.warning(
+                    "not_inference", "skipped a log record without the %s attribute (an "
+                    "ordinary log, not inference data); set %sOTHER_LOGS_COLLECTION (or the "
+                    "exporter option other_logs_collection) to keep such records", A.COLLECTION,
+                    ENV_PREFIX)
+                return
+            collection = self.other_logs_collection
         endpoint = str(attrs.get(A.ENDPOINT) or "default")
         deployment = str(attrs.get(A.DEPLOYMENT) or "default")
         resource_attrs = readable.resource.attributes if readable.resource else {}
@@ -167,7 +198,7 @@ class AvroLogExporter(LogRecordExporter):
         )
         directory = self._partition(endpoint, deployment, collection,
                                     envelope.time_us // self._span_us)
-        kind = str(attrs.get(A.PAYLOAD_KIND) or "")
+        kind = "" if ordinary else str(attrs.get(A.PAYLOAD_KIND) or "")
         if kind == A.KIND_ROW and isinstance(record.body, Mapping):
             # Dict rows of one batch become one frame later: a frame per row costs ~85 µs.
             key = (directory, instance, collection, (_ROWS, *record.body))
@@ -181,8 +212,13 @@ class AvroLogExporter(LogRecordExporter):
             frames.append(frame)
             envelopes.append(envelope)
         else:
-            kind = kind if kind in A.PAYLOAD_KINDS else A.KIND_BYTES
-            data = body_bytes(record.body) if record.body is not None else b""
+            if ordinary:  # the whole record, so severity and attributes are kept too
+                kind, body = A.KIND_JSON, log_record_document(readable)
+                attrs = {}
+            else:
+                kind = kind if kind in A.PAYLOAD_KINDS else A.KIND_BYTES
+                body = record.body
+            data = body_bytes(body) if body is not None else b""
             ref = None
             if len(data) > self.inline_limit:
                 ref = self._store_body(directory, instance, data)
@@ -328,6 +364,13 @@ class AvroLogExporter(LogRecordExporter):
         if self._closed:
             return
         self._closed = True
+        if self._from_environment and not self._seen:
+            _log.warning(
+                "the avro exporter received no log records: it stores records made by "
+                "otel_collector_ext.Collector (or carrying the %s attribute); for an "
+                "application's logging records, opentelemetry-instrument needs "
+                "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true and this exporter "
+                "%sOTHER_LOGS_COLLECTION", A.COLLECTION, ENV_PREFIX)
         with self._lock:
             try:
                 self.writer.close()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from typing import Any
+
+from opentelemetry.sdk._logs import ReadableLogRecord
 
 from otel_collector_ext import attributes as A
 
@@ -28,6 +31,35 @@ def body_bytes(body: Any) -> bytes:
     if isinstance(body, (bytearray, memoryview)):
         return bytes(body)
     return json.dumps(body, default=str, separators=(",", ":")).encode()
+
+
+def log_record_document(readable: ReadableLogRecord) -> dict[str, Any]:
+    """An ordinary (non-inference) log record as a JSON-ready document: what it says and
+    everything that describes it, so storing it loses nothing a reader would look for."""
+    record = readable.log_record
+    scope = readable.instrumentation_scope
+    severity = record.severity_number
+    document: dict[str, Any] = {
+        "body": _jsonable(record.body),
+        "severity_text": record.severity_text,
+        "severity_number": severity.value if severity is not None else None,
+        "event_name": record.event_name,
+        "attributes": _jsonable(dict(record.attributes or {})),
+        "resource": _jsonable(dict(readable.resource.attributes) if readable.resource else {}),
+        "scope": scope.name if scope is not None else None,
+    }
+    return {k: v for k, v in document.items() if v not in (None, {})}
+
+
+def _jsonable(value: Any) -> Any:
+    # Bytes are not JSON: base64 text, marked so it is not mistaken for a string.
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"base64": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def payload_row(

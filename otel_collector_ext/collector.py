@@ -16,13 +16,22 @@ from typing import Any
 from . import attributes as A
 from .context import BasicCorrelationContext, CorrelationContext, current_context, event_time_ns
 from .names import check_name
-from .pipeline import PipelineStopped, count_after_shutdown, get_pipeline
+from .pipeline import (
+    PipelineStopped,
+    check_configuration,
+    count_after_shutdown,
+    count_config_error,
+    get_pipeline,
+)
 from .snapshot import EmptyPayload, snapshot
 
 _log = logging.getLogger("otel_collector_ext")
 # Year 10000 in ns: later times break Avro readers and OTLP's unsigned 64-bit times;
 # earlier than 1970 cannot travel over OTLP at all.
 MAX_EVENT_TIME_NS = 253_402_300_800 * 1_000_000_000
+
+
+_logged_errors: set[str] = set()  # configuration errors already logged
 
 
 def _raise(error: Exception) -> None:
@@ -36,6 +45,7 @@ class Collector:
         self.on_error = on_error or _raise
         self.name = name
         self._event_name = ""
+        self._config_error_reported = False
         try:
             check_name(name, "collection name")
         except (TypeError, ValueError) as e:
@@ -44,6 +54,21 @@ class Collector:
             return
         self._valid = True
         self._event_name = A.event_name(name)
+        try:
+            check_configuration()  # a broken configuration stops the application here
+        except Exception as e:
+            self._config_error(e)
+
+    def _config_error(self, error: Exception) -> None:
+        """Report a configuration error to on_error once; later collects are only counted."""
+        if self._config_error_reported:
+            return
+        self._config_error_reported = True
+        if self.on_error is not _raise and str(error) not in _logged_errors:
+            _logged_errors.add(str(error))  # once per process, however many Collectors
+            _log.error("otel_collector_ext: %s; nothing is recorded: each collect() is "
+                       "counted as records.dropped{reason=config_error}", error)
+        self.on_error(error)
 
     def collect(
         self,
@@ -86,8 +111,8 @@ class Collector:
             count_after_shutdown(self.name)
             return context
         except Exception as e:  # a broken configuration is a programming error: on_error
-            _log.error("otel_collector_ext: collection disabled: %s", e)
-            self.on_error(e)
+            count_config_error(self.name)
+            self._config_error(e)
             return context
         tally = pipeline.tally
         if pipeline.config.collection(self.name) is None:

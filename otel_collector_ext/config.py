@@ -9,6 +9,7 @@ Every error names the offending key.
 
 from __future__ import annotations
 
+import difflib
 import os
 import socket
 from collections.abc import Mapping
@@ -141,7 +142,10 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | None = None
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    return parse_config(data or {}, origin=str(path))
+    try:
+        return parse_config(data or {}, origin=str(path))
+    except ConfigError as e:  # say which file: the key alone may not be enough to find it
+        raise ConfigError(f"{path}: {e}") from None
 
 
 _TOP_KEYS = {"endpoint", "deployment", "model_version", "instance_id", "data_collector",
@@ -319,8 +323,10 @@ def _mapping(value: Any, key: str) -> None:
 def _known(value: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
     for key in value:
         if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
             raise ConfigError(
-                f"unknown key {prefix}{key} (allowed: {', '.join(sorted(allowed))})"
+                f"unknown key {prefix}{key} ({hint}allowed: {', '.join(sorted(allowed))})"
             )
 
 

@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.sdk._logs import LoggerProvider
@@ -44,7 +44,9 @@ class Pipeline:
         try:
             self.exporter = create_exporter(spec)
         except ValueError as e:
-            raise ConfigError(str(e)) from None
+            raise ConfigError(f"{config.source}: {e}") from None
+        except OSError as e:  # a destination folder that cannot be created, say
+            raise ConfigError(f"{config.source}: exporter: {e}") from None
         self.processor = BatchingProcessor(
             self.exporter,
             max_queue_size=config.batch.max_queue_size,
@@ -84,8 +86,12 @@ _lock = threading.Lock()
 _current: Pipeline | None = None
 _atexit_registered = False
 _stopped = False  # shutdown() was called: collect() drops, counted, until configure()
+# The configuration from the environment was invalid: collect() drops, counted, until
+# configure() gives a valid one.
+_start_failure: ConfigError | None = None
 # Counts of pipelines already replaced or shut down: stats() stays cumulative.
 _retired: Counter[str] = Counter()
+_count_lock = threading.Lock()
 
 
 class PipelineStopped(RuntimeError):
@@ -93,35 +99,77 @@ class PipelineStopped(RuntimeError):
 
 
 def get_pipeline() -> Pipeline:
-    """The process's pipeline, built from $OTEL_COLLECTOR_EXT_CONFIG or defaults on first use."""
+    """The process's pipeline, built from $OTEL_COLLECTOR_EXT_CONFIG or defaults on first use.
+
+    A configuration that failed to load raises the same ConfigError again, at once: the
+    file is read once per process, not once per collect().
+    """
     pipeline = _current
     if pipeline is not None and not pipeline.closed:
         return pipeline
     with _lock:
-        if _stopped:
-            raise PipelineStopped("otel_collector_ext is shut down; configure() starts it again")
         if _current is None or _current.closed:
-            config = load_config()
-            if config.source == "defaults":
-                _log.warning(
-                    "otel_collector_ext: no configuration given; writing Avro files to %s "
-                    "(set OTEL_COLLECTOR_EXT_CONFIG or call configure())",
-                    config.exporter.get("destination"),
-                )
-            _install(Pipeline(config))
+            _start(load_config)
         assert _current is not None
         return _current
+
+
+def check_configuration() -> None:
+    """Load and check the configuration now, as the first Collector (or middleware) does.
+
+    A broken `$OTEL_COLLECTOR_EXT_CONFIG` file then stops the application while it starts
+    (the import of a scoring module, Azure ML's `init()`), with a ConfigError naming
+    the key, instead of failing every request later. Without a file, nothing is built
+    yet, so a `configure()` call that comes after the Collectors still decides. After
+    shutdown() there is nothing to check.
+    """
+    if _current is not None and not _current.closed:
+        return
+    with _lock:
+        if not _stopped and (_current is None or _current.closed):
+            _start(_config_from_file_only)
+
+
+def _config_from_file_only() -> Config | None:
+    config = load_config()
+    return None if config.source == "defaults" else config
+
+
+def _start(source: Callable[[], Config | None]) -> None:
+    """Build and install the pipeline from `source()` (under `_lock`); remembers a
+    configuration error so that every later call raises it without reading again."""
+    global _start_failure
+    if _stopped:
+        raise PipelineStopped("otel_collector_ext is shut down; configure() starts it again")
+    if _start_failure is not None:
+        raise _start_failure
+    try:
+        config = source()
+        if config is None:
+            return
+        pipeline = Pipeline(config)
+    except ConfigError as e:
+        _start_failure = e
+        raise
+    if config.source == "defaults":
+        _log.warning(
+            "otel_collector_ext: no configuration given; writing Avro files to %s "
+            "(set OTEL_COLLECTOR_EXT_CONFIG or call configure())",
+            config.exporter.get("destination"),
+        )
+    _install(pipeline)
 
 
 def configure(source: str | Mapping[str, Any] | Config | None = None) -> Pipeline:
     """(Re)build the pipeline from a YAML path, a dict or a Config; the old one is drained first."""
     config = source if isinstance(source, Config) else load_config(source)
     pipeline = Pipeline(config)
-    global _stopped
+    global _stopped, _start_failure
     with _lock:
         old = _current
         _install(pipeline)
         _stopped = False
+        _start_failure = None
     if old is not None:
         _retire(old)
     return pipeline
@@ -151,18 +199,22 @@ def _install(pipeline: Pipeline) -> None:
     global _current, _atexit_registered
     _current = pipeline
     if not _atexit_registered:
-        atexit.register(shutdown)
-        _flush_on_sigterm()
+        atexit.register(shutdown)  # from any thread
         _atexit_registered = True
+    _flush_on_sigterm()
 
 
 def _flush_on_sigterm() -> None:
     """Drain the pipeline when SIGTERM (what Kubernetes sends) would kill the process.
 
     The default SIGTERM action skips atexit handlers, so queued records would be lost.
-    Only a default handler is replaced, from the main thread; the process still dies
-    of SIGTERM afterwards. Servers that handle SIGTERM themselves keep their handler
-    (and uvicorn re-raises the signal to this one once it has shut down).
+    A handler can only be set from the main thread, and the pipeline is often built in
+    a request thread (a Collector made on first use), so this runs when this module is
+    imported and again when a pipeline is installed; the handler drains whichever
+    pipeline is current when the signal comes. Only a default handler is replaced; the
+    process still dies of SIGTERM afterwards. Servers that handle SIGTERM themselves
+    keep their handler (gunicorn then exits normally, which runs atexit; uvicorn
+    re-raises the signal after its shutdown, see ASGIMiddleware).
     """
     if threading.current_thread() is not threading.main_thread():
         return
@@ -171,17 +223,18 @@ def _flush_on_sigterm() -> None:
             return
     except (AttributeError, ValueError):  # no SIGTERM on this platform
         return
+    signal.signal(signal.SIGTERM, _on_sigterm)
 
-    def on_sigterm(signum: int, frame: object) -> None:
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    if _current is not None:
         # The interrupted main thread may hold a lock the drain needs: drain in another
         # thread, and give up after a bound rather than hang the shutdown of the pod.
         drain = threading.Thread(target=shutdown, name="otel-collector-ext-sigterm")
         drain.start()
         drain.join(SIGTERM_DRAIN_SECONDS)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def flush(timeout_millis: int = 30000) -> bool:
@@ -212,4 +265,17 @@ def stats() -> dict[str, int]:
 
 def count_after_shutdown(collection: str) -> None:
     """Count a record that arrived after shutdown() (say, a request finishing on SIGTERM)."""
-    _retired[f"records.dropped{{collection={collection},reason=shutdown}}"] += 1
+    _count_dropped(collection, "shutdown")
+
+
+def count_config_error(collection: str) -> None:
+    """Count a record not recorded because the configuration is invalid."""
+    _count_dropped(collection, "config_error")
+
+
+def _count_dropped(collection: str, reason: str) -> None:
+    with _count_lock:  # scoring threads count concurrently: += on a Counter is not atomic
+        _retired[f"records.dropped{{collection={collection},reason={reason}}}"] += 1
+
+
+_flush_on_sigterm()  # at import, usually on the main thread, whichever thread builds later

@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,11 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 
 from exporters.registry import create_exporter
 from exporters.storage import StorageError
+from exporters.telemetry import LimitedLog
 
+from . import attributes as A
 from .processor import BatchingProcessor, payload_size
-from .receiver.core import BearerAuth, Busy, Receiver
+from .receiver.core import BearerAuth, Busy, Receiver, Rejected
 from .receiver.decode import decode_request
 from .receiver.grpc_server import GrpcReceiverServer
 from .receiver.http_server import HttpReceiverServer
@@ -45,6 +47,7 @@ from .service_processors import RecordProcessor, build_processor
 from .service_wal import DurableQueue, decode_entry, default_wal_dir, durable_exporter, encode_entry
 
 _log = logging.getLogger("otel_collector_ext.service")
+_limited = LimitedLog(_log)
 
 RETRY_AFTER_SECONDS = 1.0
 RECEIVER_GRACE_SECONDS = 5.0
@@ -86,6 +89,9 @@ class _Exporter:
             self.queue = BatchingProcessor(self.exporter, max_queue_size=max_queue_size,
                                            max_export_batch_size=send_batch_size,
                                            schedule_delay_millis=timeout_millis)
+        # Exporters that store only some records (Avro: inference records) say which.
+        self.stores: Callable[[ReadableLogRecord], bool] = getattr(
+            self.exporter, "stores", lambda record: True)
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"queued": self.queue.pending, "queue_size": self.max_queue}
@@ -115,8 +121,8 @@ class _Route:
         self.service, self.receiver = service, receiver
 
     def accept(self, records: Sequence[ReadableLogRecord],
-               request: ExportLogsServiceRequest | None = None) -> None:
-        self.service.accept(self.receiver, records, request)
+               request: ExportLogsServiceRequest | None = None) -> Rejected | None:
+        return self.service.accept(self.receiver, records, request)
 
 
 class Service:
@@ -211,7 +217,7 @@ class Service:
         out: list[ReadableLogRecord] = []
         for pipeline in self.pipelines.get(receiver_name, ()):
             if slot in pipeline.exporters:
-                out.extend(pipeline.process(decoded.records))
+                out.extend(r for r in pipeline.process(decoded.records) if slot.stores(r))
         return out
 
     def _add(self, label: str, server: Any) -> None:
@@ -250,16 +256,27 @@ class Service:
 
     # -- data path -------------------------------------------------------------------
     def accept(self, receiver: str, records: Sequence[ReadableLogRecord],
-               request: ExportLogsServiceRequest | None = None) -> None:
+               request: ExportLogsServiceRequest | None = None) -> Rejected | None:
         """Queue `records` on every pipeline of `receiver`, all or nothing; Busy when full.
 
         Returns once they are durable: fsynced in the write-ahead log of each Avro
-        exporter (group commit), queued for the others. `request` is what the log keeps."""
-        routed = [(p, p.process(records)) for p in self.pipelines.get(receiver, ())]
+        exporter (group commit; `request` is what the log keeps), queued for the others.
+        Records that no exporter would store (ordinary logs where only Avro exporters
+        keep inference records) are not queued but returned as rejected, so the client
+        hears of them (OTLP partial success) instead of a full success."""
         kept_for: dict[_Exporter, list[ReadableLogRecord]] = {}
-        for _pipeline, kept in routed:
-            for slot in _pipeline.exporters:
-                kept_for.setdefault(slot, []).extend(kept)
+        unstored: int | None = None
+        for pipeline in self.pipelines.get(receiver, ()):
+            kept = pipeline.process(records)
+            stored = [False] * len(kept)
+            for slot in pipeline.exporters:
+                flags = [slot.stores(r) for r in kept]
+                kept_for.setdefault(slot, []).extend(
+                    r for r, f in zip(kept, flags, strict=True) if f)
+                stored = [a or b for a, b in zip(stored, flags, strict=True)]
+            # Another pipeline may store what this one does not: the fewest lost counts.
+            lost = stored.count(False)
+            unstored = lost if unstored is None else min(unstored, lost)
         entry = b""
         if any(slot.durable is not None and kept for slot, kept in kept_for.items()):
             if request is None:
@@ -296,6 +313,15 @@ class Service:
             except StorageError as e:
                 _log.error("cannot sync the write-ahead log: %s", e)
                 raise Busy(RETRY_AFTER_SECONDS) from None
+        if not unstored:
+            return None
+        _limited.warning("not_inference", "%s: rejected %d log record(s) without the %s "
+                         "attribute: no exporter of the pipeline stores ordinary logs (set "
+                         "other_logs_collection on an avro exporter to keep them)",
+                         receiver, unstored, A.COLLECTION)
+        return Rejected(unstored, "not_inference",
+                        f"{unstored} log record(s) have no {A.COLLECTION} attribute and are "
+                        "not stored: this collector keeps inference records only")
 
     # -- health ----------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:

@@ -56,6 +56,7 @@ def _no_leftover_pipeline() -> Iterator[None]:
     yield
     oce.shutdown()
     oce.pipeline._stopped = False
+    oce.pipeline._start_failure = None
     oce.pipeline._retired.clear()
 
 

@@ -128,3 +128,64 @@ def test_otel_logs_exporter_env_chooses_the_exporter(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("OTEL_LOGS_EXPORTER", "zipkin")
     with pytest.raises(ConfigError, match="OTEL_LOGS_EXPORTER"):
         parse_config({})
+
+
+def broken_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "broken.yaml"
+    path.write_text("data_collector:\n  request_logging: {capture_querry: false}\n")
+    monkeypatch.setenv("OTEL_COLLECTOR_EXT_CONFIG", str(path))
+    return path
+
+
+def test_the_first_collector_raises_on_a_broken_file(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    path = broken_file(tmp_path, monkeypatch)
+    with pytest.raises(ConfigError) as raised:
+        oce.Collector(name="model_inputs")  # at import time of a scoring module
+    assert str(raised.value) == (
+        f"{path}: unknown key data_collector.request_logging.capture_querry (did you mean "
+        "capture_query? allowed: capture_headers, capture_query, exclude_paths, "
+        "inline_limit_bytes, max_body_bytes)")
+    with pytest.raises(ConfigError, match="capture_querry"):
+        oce.Collector(name="model_outputs")
+
+
+def test_with_on_error_a_broken_file_is_reported_once_and_every_collect_counted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    broken_file(tmp_path, monkeypatch)
+    errors: list[Exception] = []
+    inputs = oce.Collector(name="model_inputs", on_error=errors.append)
+    outputs = oce.Collector(name="model_outputs", on_error=errors.append)
+    for _ in range(5):
+        context = inputs.collect({"a": 1})
+        outputs.collect({"b": 2}, context)
+    assert [type(e) for e in errors] == [ConfigError, ConfigError]  # once per Collector
+    assert oce.stats() == {"records.dropped{collection=model_inputs,reason=config_error}": 5,
+                           "records.dropped{collection=model_outputs,reason=config_error}": 5}
+    logged = [r for r in caplog.records if "capture_querry" in r.getMessage()]
+    assert len(logged) == 1 and "records.dropped{reason=config_error}" in logged[0].getMessage()
+    # A valid configuration given later is used from then on.
+    oce.configure({"exporter": {"type": "avro", "destination": str(tmp_path / "data")}})
+    inputs.collect({"a": 1})
+    assert oce.flush()
+    assert oce.stats()["records.collected{collection=model_inputs}"] == 1
+
+
+def test_without_a_file_collectors_made_before_configure_wait_for_it(tmp_path: Path) -> None:
+    early = oce.Collector(name="early")  # builds nothing yet: configure() below decides
+    assert oce.pipeline._current is None
+    oce.configure({"exporter": {"type": "avro", "destination": str(tmp_path)}})
+    early.collect({"a": 1})
+    assert oce.flush()
+    assert len(oce.load(str(tmp_path), endpoint="default", deployment="default",
+                        collection="early")) == 1
+
+
+def test_a_middleware_stops_the_app_on_a_broken_file(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from otel_collector_ext.middleware import ASGIMiddleware, WSGIMiddleware
+
+    broken_file(tmp_path, monkeypatch)
+    for middleware in (ASGIMiddleware, WSGIMiddleware):
+        with pytest.raises(ConfigError, match="capture_querry"):
+            middleware(lambda *args: None)  # type: ignore[arg-type]

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import otel_collector_ext as oce
 
 from .conftest import ROOT, python_env, run_python
@@ -74,6 +76,32 @@ signal.pause()
     got = oce.load(str(tmp_path), endpoint="default", deployment="default",
                    collection="terminated")
     assert sorted(got["i"]) == list(range(500))
+
+
+@pytest.mark.parametrize("ending", ["sigterm", "normal exit"])
+def test_a_pipeline_built_in_another_thread_is_drained(tmp_path: Path, ending: str) -> None:
+    # As under `flask run`: the first collect (which builds the pipeline) is in a request
+    # thread, where no signal handler can be set.
+    code = f"""
+import os, signal, threading
+import otel_collector_ext as oce
+def serve():
+    oce.configure({{"exporter": {{"type": "avro", "destination": {str(tmp_path)!r}}},
+                   "batch": {{"schedule_delay_millis": 3600000}}}})
+    c = oce.Collector(name="threaded")
+    for i in range(300):
+        c.collect({{"i": i}})
+worker = threading.Thread(target=serve)
+worker.start()
+worker.join()
+if {ending == "sigterm"}:
+    os.kill(os.getpid(), signal.SIGTERM)
+    signal.pause()
+"""
+    done = run_python(code)
+    assert done.returncode == (-15 if ending == "sigterm" else 0), done.stderr
+    got = oce.load(str(tmp_path), endpoint="default", deployment="default", collection="threaded")
+    assert sorted(got["i"]) == list(range(300))
 
 
 def test_an_application_sigterm_handler_is_left_alone(tmp_path: Path) -> None:

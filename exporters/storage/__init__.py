@@ -25,7 +25,7 @@ __all__ = [
 SPOOL_DIR_ENV = "OTEL_COLLECTOR_EXT_SPOOL_DIR"
 _BLOB_OPTIONS = {
     "connection_string", "sas_token", "account_key", "credential", "managed_identity_client_id",
-    "mode", "create_container", "connect_timeout", "read_timeout", "retry",
+    "mode", "create_container", "connect_timeout", "read_timeout", "lookup_timeout", "retry",
 }
 _SPOOL_OPTIONS = {
     "spool_max_bytes": "max_bytes", "spool_max_ops": "max_ops",
@@ -58,14 +58,15 @@ def claim_spool_dir(directory: Path, identity: str) -> None:
     A spool holds data bound for one account and container: adopting it for another
     would upload one tenant's data into another's storage.
     """
+    from .spool import write_file_durably
+
     directory.mkdir(parents=True, exist_ok=True)
     marker = directory / SPOOL_IDENTITY_FILE
     try:
         found = marker.read_text(encoding="utf-8")
     except FileNotFoundError:
-        tmp = directory / f".{SPOOL_IDENTITY_FILE}.{os.getpid()}"
-        tmp.write_text(identity, encoding="utf-8")
-        os.replace(tmp, marker)
+        # Whole or not at all (a full disk leaves no half-written marker behind).
+        write_file_durably(marker, identity.encode(), "marker")
         return
     if found != identity:
         raise ValueError(
@@ -84,7 +85,7 @@ def open_storage(destination: str, **options: Any) -> Storage:
 
     Blob options: connection_string, sas_token, account_key, credential,
     managed_identity_client_id, mode (append|roll), create_container,
-    connect_timeout, read_timeout.  Spool options: spool (bool), spool_dir,
+    connect_timeout, read_timeout, lookup_timeout.  Spool options: spool (bool), spool_dir,
     spool_max_bytes, spool_max_ops, spool_full_policy (drop|block),
     spool_block_timeout, window_seconds, window_bytes, upload_max_backoff,
     close_timeout.

@@ -26,6 +26,7 @@ exception (whose text may contain request URLs).
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import random
@@ -270,6 +271,7 @@ class BlobStorage(Storage):
         retry: RetryPolicy | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
+        lookup_timeout: float = 5.0,
     ) -> None:
         if mode not in ("append", "roll"):
             raise ValueError(f"mode must be 'append' or 'roll', not {mode!r}")
@@ -279,6 +281,13 @@ class BlobStorage(Storage):
         self.mode = mode
         self.create_container = create_container
         self.retry = retry or RetryPolicy()
+        for name, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout),
+                            ("lookup_timeout", lookup_timeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        self.lookup_timeout = float(lookup_timeout)
+        #: Per-request options of listing and size calls (see `for_lookups`).
+        self._lookup_kwargs: dict[str, float] = {}
         self.max_appends = MAX_APPENDS
         self._lock = threading.Lock()
         self._container_ready = False
@@ -424,6 +433,15 @@ class BlobStorage(Storage):
             if close:
                 close()
 
+    def for_lookups(self) -> BlobStorage:
+        """This storage for the lookups a writer waits for (listing, sizes): each request
+        times out after `lookup_timeout` seconds, and is not retried. Shares connections."""
+        view = copy.copy(self)
+        view.retry = RetryPolicy(attempts=1, deadline=self.lookup_timeout)
+        view._lookup_kwargs = {"connection_timeout": self.lookup_timeout,
+                               "read_timeout": self.lookup_timeout}
+        return view
+
     def identity(self) -> str:
         """Which account, container and prefix this is (no credentials): names its spool."""
         return f"{self._endpoint}/{self.container_name}/{self.prefix}"
@@ -546,7 +564,7 @@ class BlobStorage(Storage):
 
     def _props(self, name: str) -> Any:
         try:
-            return self._container.get_blob_client(name).get_blob_properties()
+            return self._container.get_blob_client(name).get_blob_properties(**self._lookup_kwargs)
         except HttpResponseError as e:
             if e.status_code == 404:
                 return None
@@ -560,8 +578,8 @@ class BlobStorage(Storage):
         return self._container.download_blob(name, offset=offset, length=length).readall()
 
     def _list_page(self, full_prefix: str, token: str | None) -> tuple[list[ObjectInfo], str | None]:
-        pages = self._container.list_blobs(name_starts_with=full_prefix or None).by_page(
-            continuation_token=token)
+        pages = self._container.list_blobs(name_starts_with=full_prefix or None,
+                                           **self._lookup_kwargs).by_page(continuation_token=token)
         try:
             page = next(pages)
             items = [ObjectInfo(b.name[len(self.prefix):], int(b.size)) for b in page]

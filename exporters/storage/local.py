@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -68,8 +69,12 @@ class LocalStorage(Storage):
                         os.fsync(fd)
                 except BaseException:
                     # A partial write (disk full) would leave a torn block that makes the
-                    # whole file unreadable: cut the file back to what it was.
+                    # whole file unreadable: cut the file back to what it was, and remove
+                    # a file this append created (an empty file is no Avro file).
                     os.ftruncate(fd, actual)
+                    if actual == 0:
+                        with contextlib.suppress(OSError):
+                            os.unlink(full)
                     raise
             finally:
                 os.close(fd)
@@ -79,12 +84,18 @@ class LocalStorage(Storage):
         full = self._resolve(path)
         full.parent.mkdir(parents=True, exist_ok=True)
         tmp = full.with_name(f".{full.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            if self.fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, full)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(tmp, full)
+        except BaseException:
+            # A full disk must not leave a half-written temporary file taking space.
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def size(self, path: str) -> int | None:
         try:

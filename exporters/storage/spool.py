@@ -22,6 +22,20 @@ spool directory and a restarted process takes over the slot its predecessor
 left.  Slots left by processes that did not come back (scale-down) are
 adopted, moved atomically under the adopter's slot and uploaded.
 
+Failed writes: every write and fsync the spool makes goes through `file_ops` (a
+seam tests replace to inject ENOSPC, EIO or short writes). A failed append is
+refused and counted (``spool_full`` when the disk is full, ``write_failed``
+otherwise) and leaves nothing behind: the segment and the name index are cut back
+to where they were (a segment that cannot be cut back is closed and never written
+again), so later uploads read the right bytes and a restart replays only what was
+accepted. An object's name goes into the index before its record goes into a
+segment, so the index never misses a name whose data was accepted.
+
+Lookups on the writer's path (listing a new partition, an object's size) use the
+storage's short lookup timeout (`Storage.for_lookups`), and after one fails they
+are not tried again until an upload has worked: an unresponsive endpoint costs the
+writer one lookup timeout, then names come from what the spool remembers.
+
 Bounded: at most `max_bytes` of segment files and `max_ops` pending
 operations per slot.  When full, ``full_policy="drop"`` (default) refuses the
 newest operation with `SpoolFull` and counts it; ``"block"`` waits up to
@@ -31,6 +45,7 @@ newest operation with `SpoolFull` and counts it; ``"block"`` waits up to
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import random
@@ -49,7 +64,7 @@ from typing import Any
 from .base import AppendConflict, ObjectInfo, Storage, StorageError
 from .paths import check_relative_path
 
-__all__ = ["SpoolFull", "SpooledStorage"]
+__all__ = ["FileOps", "SpoolFull", "SpooledStorage", "file_ops", "write_file_durably"]
 
 log = logging.getLogger(__name__)
 
@@ -107,20 +122,84 @@ def _seg_numbers(directory: Path) -> list[int]:
     return sorted(out)
 
 
-def _fsync_dir(directory: Path) -> None:
+_datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+class FileOps:
+    """Every write, sync, truncation, creation and rename the spool makes, by what it is
+    for (`what`: "segment", "index", "marker", "directory"): the seam through which tests
+    inject disk faults. Each method does one system call, as the os module would."""
+
+    def create(self, what: str, path: Path, flags: int, mode: int = 0o600) -> int:
+        return os.open(path, flags, mode)
+
+    def write(self, what: str, fd: int, buffers: list[bytes]) -> int:
+        if hasattr(os, "writev"):
+            return os.writev(fd, buffers)
+        return os.write(fd, b"".join(buffers))
+
+    def sync(self, what: str, fd: int) -> None:
+        _datasync(fd)
+
+    def truncate(self, what: str, fd: int, size: int) -> None:
+        os.ftruncate(fd, size)
+
+    def replace(self, what: str, source: Path, target: Path) -> None:
+        os.replace(source, target)
+
+
+#: The file operations in use; tests swap it for one that fails on purpose.
+file_ops = FileOps()
+
+
+def _write_all(what: str, fd: int, buffers: list[bytes]) -> int:
+    """Write all of `buffers` (a short write continues where it stopped); the bytes written."""
+    total = sum(len(b) for b in buffers)
+    written = 0
+    while written < total:
+        n = file_ops.write(what, fd, buffers)
+        if n <= 0:
+            raise OSError(errno.EIO, f"{what}: write returned {n}")
+        written += n
+        buffers = _advance(buffers, n)
+    return total
+
+
+def _fsync_dir(directory: Path, *, strict: bool = False) -> None:
+    """Make a directory's entries durable; `strict`: raise when that fails."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
+        if strict and os.name != "nt":
+            raise
         return  # e.g. Windows: directories cannot be opened
     try:
-        os.fsync(fd)
+        file_ops.sync("directory", fd)
     except OSError:
-        pass
+        if strict:
+            raise
     finally:
         os.close(fd)
 
 
-_datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+def write_file_durably(path: Path, data: bytes, what: str) -> None:
+    """Replace `path` by a file holding `data`, atomically and fsynced; on failure the old
+    file (if any) stays and no temporary file is left."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = file_ops.create(what, tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_all(what, fd, [data])
+            file_ops.sync(what, fd)
+        finally:
+            os.close(fd)
+        file_ops.replace(what, tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent, strict=True)
 
 
 def _try_lock(path: Path) -> int | None:
@@ -260,6 +339,10 @@ class SpooledStorage(Storage):
         self.close_timeout = close_timeout
         self.destination = inner.describe()
         self._check_path: Callable[[str], Any] = getattr(inner, "check_path", check_relative_path)
+        # Lookups the writer waits for: short timeout, one attempt (see the module docstring).
+        for_lookups = getattr(inner, "for_lookups", None)
+        self._lookups: Storage = for_lookups() if callable(for_lookups) else inner
+        self._lookup_failed = False  # since the last upload that worked
 
         self._cond = threading.Condition()
         self._sizes: OrderedDict[str, int] = OrderedDict()
@@ -282,8 +365,8 @@ class SpooledStorage(Storage):
             "uploaded_appends": 0, "uploaded_puts": 0, "uploaded_bytes": 0,
             "upload_requests": 0, "upload_seconds": 0.0, "retries": 0, "skipped_replayed": 0,
         }
-        self._dropped: dict[str, int] = {"spool_full": 0, "too_large": 0, "conflict": 0,
-                                         "rejected": 0, "corrupt": 0}
+        self._dropped: dict[str, int] = {"spool_full": 0, "too_large": 0, "write_failed": 0,
+                                         "conflict": 0, "rejected": 0, "corrupt": 0}
 
         root = Path(directory).expanduser().resolve()
         root.mkdir(parents=True, exist_ok=True)
@@ -296,6 +379,9 @@ class SpooledStorage(Storage):
         self._active_size = 0
         self._next_seg = 1
         self._indexed: dict[str, None] = {}
+        self._index_size = 0  # bytes of the index file known to be whole lines
+        self._index_torn = False  # a failed index write could not be cut back
+        self._unindexed: dict[str, None] = {}  # recovered names the index could not take
         self._index_fd = self._load_index()
         self._recover()
         _register_metrics(self)
@@ -372,12 +458,10 @@ class SpooledStorage(Storage):
         stand in (sizes of already uploaded ones are then best effort), so a writer
         starting during an outage does not reuse the name of an object it wrote before."""
         try:
-            if self._failures:
-                # Uploads are failing right now: do not make the writer (the export thread)
-                # wait out connection timeouts for an answer that will not come.
-                raise StorageError(f"uploads are failing ({self._last_error})")
-            found = {o.path: o.size for o in self.inner.list(prefix)}
+            self._check_lookups()
+            found = {o.path: o.size for o in self._lookups.list(prefix)}
         except StorageError as e:
+            self._lookup_failed = True
             with self._cond:
                 found = {p: self._sizes.get(p, 0) for p in self._indexed if p.startswith(prefix)}
             log.warning("cannot list %s (%s); using the %d names spool %s remembers",
@@ -473,11 +557,19 @@ class SpooledStorage(Storage):
         if self._closed:
             raise StorageError("spool is closed", transient=False)
 
+    def _check_lookups(self) -> None:
+        if self._failures or self._lookup_failed:
+            # Storage is failing right now: do not make the writer (the export thread) wait
+            # out timeouts for an answer that will not come.
+            raise StorageError(f"storage is failing ({self._last_error or 'a lookup failed'})")
+
     def _remote_size(self, path: str, strict: bool = False) -> Any:
         """The stored size (None: absent), or _UNKNOWN if the storage cannot say now."""
         try:
-            size = self.inner.size(path)
+            self._check_lookups()
+            size = self._lookups.size(path)
         except StorageError as e:
+            self._lookup_failed = True
             if strict:
                 raise
             log.warning("cannot check the size of %s before spooling (%s)", path, e)
@@ -518,28 +610,38 @@ class SpooledStorage(Storage):
             self._check_open()
 
     def _write(self, kind: int, path: str, expected: int, data: bytes) -> None:
+        """Write one record to the active segment and fsync it; on any failure refuse the
+        operation (SpoolFull on a full disk, StorageError otherwise), counted, leaving the
+        segment and the index as they were."""
         pathb = path.encode()
         head = _BODY.pack(kind, expected, len(pathb)) + pathb
         crc = zlib.crc32(data, zlib.crc32(head))
         header = _HEADER.pack(_MAGIC, len(head) + len(data), crc)
-        if self._active_fd is None or self._active_size >= self.segment_bytes:
-            self._rotate()
+        try:
+            self._remember(path)  # the name first: the index never misses accepted data
+            if self._active_fd is None or self._active_size >= self.segment_bytes:
+                self._rotate()
+        except OSError as e:
+            raise self._refuse(path, e) from None
         assert self._active_fd is not None and self._active is not None
         fd, start = self._active_fd, self._active_size
+        synced = False
         try:
-            buffers = [header, head, data]
-            total = sum(len(b) for b in buffers)
-            written = 0
-            while written < total:
-                n = os.writev(fd, buffers) if hasattr(os, "writev") else os.write(fd, b"".join(buffers))
-                written += n
-                buffers = _advance(buffers, n)
-            _datasync(fd)
+            total = _write_all("segment", fd, [header, head, data])
+            synced = True
+            file_ops.sync("segment", fd)
         except OSError as e:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, start)
-            raise StorageError(f"cannot write to spool {self.slot}: {e}") from None
-        self._remember(path)
+            try:
+                file_ops.truncate("segment", fd, start)
+                cut = True
+            except OSError:
+                cut = False
+            if synced or not cut:
+                # Not written to again: a tail that could not be cut would shift every later
+                # record, and after a failed fsync the kernel may have dropped pages it
+                # reported written, earlier records' included.
+                self._retire_active()
+            raise self._refuse(path, e) from None
         key = (self.slot, self._active)
         op = _Op(kind, path, expected, len(data), self.slot, self._active,
                  start + _HEADER.size + len(head), time.monotonic())
@@ -550,48 +652,115 @@ class SpooledStorage(Storage):
         self._enqueue(op)
         self._cond.notify_all()
 
-    def _rotate(self) -> None:
+    def _refuse(self, path: str, error: OSError) -> StorageError:
+        """The exception that refuses an operation the disk did not take, counted."""
+        if error.errno in _DISK_FULL:
+            self._dropped["spool_full"] += 1
+            return SpoolFull(f"the disk of spool {self.slot} is full ({error.strerror or error}): "
+                             f"operation on {path} dropped")
+        self._dropped["write_failed"] += 1
+        return StorageError(f"cannot write to spool {self.slot} ({error.strerror or error}): "
+                            f"operation on {path} dropped")
+
+    def _retire_active(self) -> None:
+        """Stop writing to the active segment; its records stay until they are uploaded."""
         if self._active_fd is not None:
             os.close(self._active_fd)
+        self._active_fd, self._active, self._active_size = None, None, 0
+        self._reclaim()
+
+    def _rotate(self) -> None:
+        """Start a new segment: created and its directory entry fsynced before it is used, so
+        a failure leaves the current one active."""
         n = self._next_seg
         self._next_seg += 1
-        fd = os.open(self.slot / _seg_name(n), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        _fsync_dir(self.slot)
+        path = self.slot / _seg_name(n)
+        fd = file_ops.create("segment", path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND)
+        try:
+            _fsync_dir(self.slot, strict=True)
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+        if self._active_fd is not None:
+            os.close(self._active_fd)
         self._active, self._active_fd, self._active_size = n, fd, 0
         self._seg_sizes[(self.slot, n)] = 0
         self._outstanding.setdefault((self.slot, n), 0)
+        self._reclaim()
 
     def _load_index(self) -> int:
-        """Open this slot's name index, merging adopted slots' and compacting when long."""
+        """Open this slot's name index, merging adopted slots' and compacting when long.
+
+        Compacting is best effort (a full disk keeps the old file, appended to)."""
         index = self.slot / _INDEX
         names: dict[str, None] = {}
+        whole = True
         for log_dir in [*self._adopted, self.slot]:
             try:
                 text = (log_dir / _INDEX).read_text(encoding="utf-8", errors="replace")
             except FileNotFoundError:
                 continue
             # A torn last line (no newline) is dropped: its name is also in a segment.
+            if log_dir == self.slot and text and not text.endswith("\n"):
+                whole = False
             for line in text.split("\n")[:-1]:
                 if line:
                     names.pop(line, None)
                     names[line] = None
         keep = list(names)[-_MAX_INDEX:]
-        if len(keep) != len(names) or self._adopted or not index.exists():
-            tmp = index.with_suffix(".tmp")
-            tmp.write_text("".join(f"{n}\n" for n in keep), encoding="utf-8")
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, index)
-            _fsync_dir(self.slot)
+        if len(keep) != len(names) or self._adopted or not index.exists() or not whole:
+            try:
+                write_file_durably(index, "".join(f"{n}\n" for n in keep).encode(), "index")
+            except OSError as e:
+                log.warning("spool %s: cannot rewrite its name index (%s); appending to it",
+                            self.slot, e)
+            else:
+                whole = True
         self._indexed = dict.fromkeys(keep)
-        return os.open(index, os.O_WRONLY | os.O_APPEND)
+        fd = file_ops.create("index", index, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        self._index_size = os.fstat(fd).st_size
+        self._index_torn = not whole  # the next entry starts on a line of its own
+        return fd
 
     def _remember(self, path: str) -> None:
-        if path in self._indexed:
+        """Put `path` in the name index (fsynced) unless it is there; OSError if that fails."""
+        if self._unindexed:
+            with contextlib.suppress(OSError):
+                self._append_index(list(self._unindexed))
+                self._unindexed.clear()
+        if path not in self._indexed:
+            self._append_index([path])
+
+    def _remember_recovered(self, path: str) -> None:
+        """At start-up: a name read back from a segment; if the index cannot take it now
+        (a full disk), it is written along with a later name."""
+        if path in self._indexed or path in self._unindexed:
             return
-        os.write(self._index_fd, f"{path}\n".encode())
-        _datasync(self._index_fd)
-        self._indexed[path] = None
+        try:
+            self._append_index([path])
+        except OSError as e:
+            self._unindexed[path] = None
+            log.warning("spool %s: cannot add %s to its name index now (%s)", self.slot, path, e)
+
+    def _append_index(self, names: list[str]) -> None:
+        """Append lines to the index and fsync; on failure cut it back to its whole lines (or,
+        if even that fails, start the next entry on a new line)."""
+        data = (("\n" if self._index_torn else "") + "".join(f"{n}\n" for n in names)).encode()
+        try:
+            _write_all("index", self._index_fd, [data])
+            file_ops.sync("index", self._index_fd)
+        except OSError:
+            try:
+                file_ops.truncate("index", self._index_fd, self._index_size)
+            except OSError:
+                self._index_torn = True
+            raise
+        self._index_size += len(data)
+        self._index_torn = False
+        for name in names:
+            self._indexed[name] = None
         if len(self._indexed) > 2 * _MAX_INDEX:
             for old in list(self._indexed)[:_MAX_INDEX]:
                 del self._indexed[old]
@@ -633,9 +802,12 @@ class SpooledStorage(Storage):
             target = self.slot / "adopted" / f"{slot.name}-{uuid.uuid4().hex[:8]}"
             try:
                 target.parent.mkdir(exist_ok=True)
-                os.rename(slot, target)
+                file_ops.replace("directory", slot, target)
                 _fsync_dir(root)
                 _fsync_dir(target.parent)
+            except OSError as e:  # it stays where it is, for a later start to adopt
+                log.warning("spool %s cannot adopt %s now (%s)", self.slot, slot, e)
+                continue
             finally:
                 os.close(fd)  # a late locker fails the inode check in _try_lock
             log.info("spool %s adopted %s, left by a process that is gone", self.slot, slot)
@@ -679,7 +851,7 @@ class SpooledStorage(Storage):
                          pos + _HEADER.size + _BODY.size + plen, 0.0)
                 self._enqueue(op)
                 self._sizes[op_path] = op.end
-                self._remember(op_path)
+                self._remember_recovered(op_path)
                 pos += _HEADER.size + length
             if pos < size:
                 if last:
@@ -688,9 +860,11 @@ class SpooledStorage(Storage):
                     log.error("spool %s: corrupt record at offset %d; the rest of this segment "
                               "(%d bytes) is skipped", path, pos, size - pos)
                     self._dropped["corrupt"] += 1
-                f.truncate(pos)
-                f.flush()
-                os.fsync(f.fileno())
+                try:  # never appended to again: a tail that stays is only skipped again
+                    file_ops.truncate("segment", f.fileno(), pos)
+                    file_ops.sync("segment", f.fileno())
+                except OSError as e:
+                    log.warning("spool %s: cannot cut the torn record off (%s)", path, e)
             self._seg_sizes[key] = pos
             self._outstanding.setdefault(key, 0)
             self._spool_bytes += pos
@@ -858,6 +1032,7 @@ class SpooledStorage(Storage):
         if self._failures:
             log.info("uploads to %s work again", self.destination)
         self._failures = 0
+        self._lookup_failed = False
         self._retry_at = 0.0
         for op in ops:
             queue = self._pending.get(op.path)

@@ -20,8 +20,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ..context import correlation_scope
-from ..pipeline import flush
-from .exchange import FLAG_APP_ERROR, FLAG_BODY_NOT_CAPTURED, REQUEST_ID_HEADER, Exchange
+from ..pipeline import check_configuration, flush
+from .exchange import (
+    FLAG_APP_ERROR,
+    FLAG_BODY_NOT_CAPTURED,
+    REQUEST_ID_HEADER,
+    Exchange,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -39,6 +44,7 @@ class ASGIMiddleware:
     """Wraps an ASGI app: correlation id, `request`/`response` records, streaming-safe."""
 
     def __init__(self, app: ASGIApp) -> None:
+        check_configuration()  # a broken configuration: the app does not start
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

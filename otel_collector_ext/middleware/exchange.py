@@ -9,6 +9,7 @@ logged (rate-limited) and the exchange carries on without capture.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import tempfile
@@ -46,8 +47,14 @@ FLAG_REQUEST_ID_INVALID = "request_id_invalid"  # x-request-id rejected; an id w
 FLAG_HEADER_TRUNCATED = "header_truncated"
 FLAG_BODY_NOT_CAPTURED = "body_not_captured"  # sent by the server from a file
 
-_REQUEST = Collector(name="request", on_error=lambda e: _log.warning("request record: %s", e))
-_RESPONSE = Collector(name="response", on_error=lambda e: _log.warning("response record: %s", e))
+
+
+@functools.cache
+def payload_collector(name: str) -> Collector:
+    """The `request` or `response` Collector, made on first use: importing the middleware
+    must not read the configuration (the middleware's constructor checks it)."""
+    return Collector(name=name, on_error=lambda e: _log.warning("%s record: %s", name, e))
+
 _warned: set[str] = set()
 _warned_lock = threading.Lock()
 
@@ -456,7 +463,7 @@ class Exchange:
                 flags.append(FLAG_INCOMPLETE)
             attrs = {**common, **self._request_headers}
             self._body_attributes(attrs, body, self._request_type, flags)
-            _REQUEST.collect(body.value(), self.context, attributes=attrs)
+            payload_collector("request").collect(body.value(), self.context, attributes=attrs)
         if self._response_body is not None:
             body = self._response_body
             flags = self._response_flags
@@ -469,7 +476,7 @@ class Exchange:
                 attrs[A.HTTP_STATUS] = self._status
             attrs[A.HTTP_LATENCY_MS] = round(self._latency_ms, 3)
             self._body_attributes(attrs, body, self._response_type, flags)
-            _RESPONSE.collect(body.value(), self.context, attributes=attrs)
+            payload_collector("response").collect(body.value(), self.context, attributes=attrs)
 
     def _body_attributes(
         self, attrs: dict[str, Any], body: BodyBuffer, content_type: str | None, flags: list[str]

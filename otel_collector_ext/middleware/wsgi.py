@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from ..context import correlation_scope
+from ..pipeline import check_configuration
 from .exchange import (
     FLAG_APP_ERROR,
     FLAG_CLIENT_DISCONNECT,
@@ -155,6 +156,7 @@ class WSGIMiddleware:
     """Wraps a WSGI app: correlation id, `request`/`response` records, streaming-safe."""
 
     def __init__(self, app: WSGIApp) -> None:
+        check_configuration()  # a broken configuration: the app does not start
         self.app = app
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:

@@ -57,13 +57,22 @@ class Busy(Exception):  # noqa: N818 - a state, not a failure
         self.stopping = stopping
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """Records a sink took but will not store (no exporter for them), and why, for clients."""
+
+    count: int
+    reason: str  # a counter suffix: records_rejected_<reason>
+    message: str
+
+
 class Sink(Protocol):
     """Takes decoded records; raises Busy instead of accepting what it could lose.
 
     It also gets the `request` they came from, which a write-ahead log keeps."""
 
     def accept(self, records: Sequence[ReadableLogRecord],
-               request: ExportLogsServiceRequest | None = None) -> None: ...
+               request: ExportLogsServiceRequest | None = None) -> Rejected | None: ...
 
 
 class Status(enum.Enum):
@@ -107,13 +116,13 @@ class Counters:
         self.values = {
             "requests": 0, "records_accepted": 0, "records_rejected": 0,
             "requests_invalid": 0, "requests_busy": 0, "requests_unauthenticated": 0,
-            "requests_too_large": 0, "requests_failed": 0,
+            "requests_too_large": 0, "requests_failed": 0, "records_rejected_not_inference": 0,
         }
 
     def add(self, **amounts: int) -> None:
         with self._lock:
             for key, n in amounts.items():
-                self.values[key] += n
+                self.values[key] = self.values.get(key, 0) + n
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
@@ -156,9 +165,10 @@ class Receiver:
         except Exception:
             _log.exception("%s: decoding a request failed", self.name)
             return self.refuse(Status.INTERNAL, "internal error")
+        unstored: Rejected | None = None
         try:
             if decoded.records:
-                self.sink.accept(decoded.records, request)
+                unstored = self.sink.accept(decoded.records, request)
         except Busy as e:
             self.counters.add(requests=1, requests_busy=1)
             return Outcome(Status.BUSY, str(e), retry_after=e.retry_after)
@@ -166,8 +176,15 @@ class Receiver:
             _log.exception("%s: the pipeline failed to take %d records", self.name,
                            len(decoded.records))
             return self.refuse(Status.INTERNAL, "internal error")
-        self.counters.add(requests=1, records_accepted=len(decoded.records),
-                          records_rejected=decoded.rejected)
         if decoded.rejected:
             _log.info("%s: rejected %d record(s): %s", self.name, decoded.rejected, decoded.error)
-        return Outcome(Status.OK, decoded.error, rejected=decoded.rejected)
+        accepted, rejected, message = len(decoded.records), decoded.rejected, decoded.error
+        extra: dict[str, int] = {}
+        if unstored is not None and unstored.count:
+            accepted -= unstored.count
+            rejected += unstored.count
+            message = "; ".join(m for m in (message, unstored.message) if m)
+            extra[f"records_rejected_{unstored.reason}"] = unstored.count
+        self.counters.add(requests=1, records_accepted=accepted, records_rejected=rejected,
+                          **extra)
+        return Outcome(Status.OK, message, rejected=rejected)
