@@ -329,7 +329,9 @@ def durable_exporter(spec: Mapping[str, Any], base: Path, max_bytes: int,
         opened.append(lock_fd)
         (slot / "DESTINATION").write_text(identity, encoding="utf-8")
         storage = CommittingStorage(inner, slot / "journal")
+        opened[0] = storage  # closes `inner` too
         wal = SegmentLog(slot / "log", max_bytes=max_bytes)
+        opened.append(wal)
         exporter = create({**spec, "storage": storage})
     except BaseException:
         for item in reversed(opened):

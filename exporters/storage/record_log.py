@@ -190,7 +190,9 @@ class SegmentLog:
 
     def replay(self, after: int = -1) -> Iterator[tuple[int, bytes]]:
         """(position, body) of every record found at start-up with a position above `after`."""
-        for n in self._recovered:
+        with self._cond:  # a copy: `release` may run meanwhile (the consumer commits)
+            recovered = list(self._recovered)
+        for n in recovered:
             if self._segments.get(n, [0, -1])[1] <= after:
                 continue
             records, _ = read_records(self._path(n), self.magic, repair=False)
