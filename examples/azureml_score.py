@@ -29,3 +29,13 @@ def run(data: str) -> str:
     output_df = predict(input_df)
     outputs_collector.collect(output_df, context)  # same correlation id as the inputs
     return output_df.to_json(orient="records")
+
+
+if __name__ == "__main__":
+    # Locally, what Azure ML's inference server does: init() once, then run() per request
+    # (each argument is one request body; without any, two sample rows).
+    import sys
+
+    init()
+    for body in sys.argv[1:] or ['{"data": [{"age": 31, "income": 5.2}, {"age": 45, "income": 6.1}]}']:
+        print(run(body))

@@ -48,3 +48,6 @@ class ConsoleLogExporter(LogRecordExporter):
 
     def shutdown(self) -> None:
         pass
+
+    def __repr__(self) -> str:
+        return f"<ConsoleLogExporter {'stdout' if self.stream is None else 'a stream'}>"

@@ -125,7 +125,9 @@ class OtlpLogExporter(LogRecordExporter):
         self._inner.shutdown()
 
     def __repr__(self) -> str:
-        return f"<OtlpLogExporter {self.protocol}>"
+        # The SDK exporters keep their resolved URL (options or environment) here.
+        endpoint = getattr(self._inner, "_endpoint", None)
+        return f"<OtlpLogExporter {self.protocol}{f' to {endpoint}' if endpoint else ''}>"
 
 
 def _compression(value: str | None, protocol: str) -> Any:

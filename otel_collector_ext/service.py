@@ -7,14 +7,18 @@ exporters, fsynced in a write-ahead log that a restart replays exactly once
 (`service_wal`); for the others, in their queues. A full log or queue answers
 "retry later" (gRPC UNAVAILABLE, HTTP 503) instead of dropping. On SIGTERM the
 service stops accepting, finishes requests in progress, drains the queues,
-flushes storage, then exits.
+flushes storage, then exits. The whole shutdown is bounded: past
+`shutdown_timeout` + STOP_MARGIN_SECONDS the process exits 1 anyway, logging what
+was not stored (the write-ahead log keeps it for the next start).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -31,6 +35,7 @@ from exporters.telemetry import LimitedLog
 
 from . import attributes as A
 from .processor import BatchingProcessor, payload_size
+from .receiver.admission import Admission
 from .receiver.core import BearerAuth, Busy, Receiver, Rejected
 from .receiver.decode import decode_request
 from .receiver.grpc_server import GrpcReceiverServer
@@ -51,6 +56,7 @@ _limited = LimitedLog(_log)
 
 RETRY_AFTER_SECONDS = 1.0
 RECEIVER_GRACE_SECONDS = 5.0
+STOP_MARGIN_SECONDS = 5.0  # past shutdown_timeout, serve exits whatever it is doing
 
 
 def _durable(spec: Mapping[str, Any], wal: WalSettings) -> bool:
@@ -156,11 +162,13 @@ class Service:
             for receiver in pipeline.receivers:
                 self.pipelines.setdefault(receiver, []).append(built)
         self.receivers: dict[str, Receiver] = {}
+        self.admissions: dict[str, Admission] = {}  # per receiver, shared by its protocols
         for name in self.pipelines:
             rc = config.receivers[name]
             auth = BearerAuth(rc.bearer_token) if rc.bearer_token else None
             self.receivers[name] = Receiver(_Route(self, name), limits=rc.limits, auth=auth,
                                             name=name)
+            self.admissions[name] = Admission(rc.max_concurrent_requests)
         self._servers: list[tuple[str, Any]] = []
         self.addresses: dict[str, tuple[str, int]] = {}
 
@@ -168,6 +176,7 @@ class Service:
     def start(self) -> None:
         """Replay the write-ahead logs, then bind and serve every receiver (and the health
         check); OSError if a port is taken."""
+        _check_ports_free(self._endpoints())
         try:
             self._replay()
             for name, receiver in self.receivers.items():
@@ -175,13 +184,13 @@ class Service:
                 if rc.grpc is not None:
                     grpc_server = GrpcReceiverServer(
                         receiver, rc.grpc.endpoint.host, rc.grpc.endpoint.port, tls=rc.grpc.tls,
-                        max_workers=rc.grpc.max_workers)
+                        max_workers=rc.grpc.max_workers, admission=self.admissions[name])
                     self._add(f"{name}/grpc", grpc_server)
                 if rc.http is not None:
                     http_server = HttpReceiverServer(
                         receiver, rc.http.endpoint.host, rc.http.endpoint.port, tls=rc.http.tls,
                         health=self.health, max_connections=rc.http.max_connections,
-                        idle_timeout=rc.http.idle_timeout)
+                        idle_timeout=rc.http.idle_timeout, admission=self.admissions[name])
                     self._add(f"{name}/http", http_server)
             if self.config.health_check is not None:
                 ep = self.config.health_check
@@ -193,6 +202,23 @@ class Service:
         self.started_at = time.monotonic()
         for label, (host, port) in self.addresses.items():
             _log.info("%s listening on %s:%d", label, host, port)
+        for name, slot in self.exporters.items():
+            storage = getattr(slot.exporter, "storage", None)
+            _log.info("exporter %s writes to %s", name,
+                      storage.describe() if storage is not None else repr(slot.exporter))
+
+    def _endpoints(self) -> list[tuple[str, str, int]]:
+        """(label, host, port) of every socket start() will bind."""
+        out = []
+        for name in self.receivers:
+            rc = self.config.receivers[name]
+            for protocol, spec in (("grpc", rc.grpc), ("http", rc.http)):
+                if spec is not None:
+                    out.append((f"{name}/{protocol}", spec.endpoint.host, spec.endpoint.port))
+        if self.config.health_check is not None:
+            hc = self.config.health_check
+            out.append(("health_check", hc.host, hc.port))
+        return out
 
     def _replay(self) -> None:
         """Queue again what a previous process acknowledged and did not store."""
@@ -239,6 +265,8 @@ class Service:
             thread.start()
         for thread in stoppers:
             thread.join()
+        for admission in self.admissions.values():
+            admission.shutdown()
         with self._lock:  # from here on, accept() refuses: nothing is acknowledged and lost
             self._closed = True
         self._close_exporters(deadline)
@@ -337,6 +365,29 @@ class Service:
         return healthy, detail
 
 
+class PortInUse(OSError):
+    """A configured endpoint cannot be bound (taken, or not an address of this host)."""
+
+
+def _check_ports_free(endpoints: Sequence[tuple[str, str, int]]) -> None:
+    """PortInUse naming the endpoint, before any server starts: gRPC would otherwise print
+    its own core error line and raise a bare RuntimeError."""
+    for label, host, port in endpoints:
+        if port == 0:
+            continue
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(
+                host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+            with socket.socket(family, kind, proto) as probe:
+                # As the servers do, so a port in TIME_WAIT is not taken for a busy one.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+        except OSError as e:
+            reason = e.strerror or str(e)
+            raise PortInUse(f"cannot listen on {host}:{port} ({label}): {reason.lower()}; "
+                            "is another serve (or another program) using it?") from None
+
+
 def _payload_bytes(records: Sequence[ReadableLogRecord]) -> int:
     return sum(payload_size(r.log_record.body) for r in records)
 
@@ -370,16 +421,46 @@ def serve(config_path: str) -> None:
     except ServiceConfigError as e:
         print(f"otel-collector-ext serve: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except PortInUse as e:
+        print(f"otel-collector-ext serve: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     except OSError as e:
         print(f"otel-collector-ext serve: cannot listen: {e}", file=sys.stderr)
-        raise SystemExit(1) from None
+        raise SystemExit(2) from None
     # Long-lived objects (modules, config) out of the collector's way: the queues churn
     # through many short-lived frames, and full collections scanning them cost throughput.
     gc.freeze()
     _log.info("ready")
     while not stop.wait(1.0):
         pass
-    service.stop()
+    _stop_within(service, config.shutdown_timeout + STOP_MARGIN_SECONDS)
+
+
+def _stop_within(service: Service, limit: float) -> None:
+    """Stop gracefully, but exit after `limit` seconds whatever is still under way.
+
+    A request still being decoded, or an export that outlasts the drain, must not keep
+    the process alive (the orchestrator would kill it later, less cleanly): after the
+    graceful stop, or at the limit, threads still working are abandoned.
+    """
+    stopper = threading.Thread(target=service.stop, name="otel-collector-ext-stop", daemon=True)
+    stopper.start()
+    stopper.join(limit)
+    if stopper.is_alive():
+        pending = sum(e.queue.pending for e in service.exporters.values())
+        _log.error("shutdown did not finish within %.0f s; exiting with %d queued record(s) "
+                   "not stored", limit, pending)
+        _exit(1)
+    # Stored and closed: threads still at work (a decoding thread finishing an abandoned
+    # request, a library's pool) would only delay the exit at interpreter shutdown.
+    _exit(0)
+
+
+def _exit(code: int) -> None:
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _configure_logging(level: str) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from .receiver.admission import DEFAULT_MAX_REQUESTS
 from .receiver.core import Limits, MiB
 from .receiver.tls import TLSFiles
 
@@ -54,14 +55,14 @@ class Endpoint:
 class GrpcSettings:
     endpoint: Endpoint
     tls: TLSFiles | None = None
-    max_workers: int = 8
+    max_workers: int = 32
 
 
 @dataclass(frozen=True)
 class HttpSettings:
     endpoint: Endpoint
     tls: TLSFiles | None = None
-    max_connections: int = 64
+    max_connections: int = 1024
     idle_timeout: float = 30.0
 
 
@@ -72,6 +73,7 @@ class ReceiverConfig:
     http: HttpSettings | None
     limits: Limits
     bearer_token: str | None = field(default=None, repr=False)
+    max_concurrent_requests: int = DEFAULT_MAX_REQUESTS  # read and decoded at once, both protocols
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,7 @@ def _receiver(name: str, spec: Any) -> ReceiverConfig:
     _mapping(spec, key)
     _known(spec, {"protocols", "auth", "max_records_per_request", "max_nesting_depth",
                   "max_rows_per_record", "max_cells_per_request",
-                  "max_decoded_bytes_per_request"}, key + ".")
+                  "max_decoded_bytes_per_request", "max_concurrent_requests"}, key + ".")
     protocols = spec.get("protocols")
     _mapping(protocols, key + ".protocols")
     _known(protocols, {"grpc", "http"}, key + ".protocols.")
@@ -230,7 +232,8 @@ def _receiver(name: str, spec: Any) -> ReceiverConfig:
         grpc = GrpcSettings(
             endpoint(grpc_spec.get("endpoint", DEFAULT_GRPC), gkey + ".endpoint"),
             _tls(grpc_spec.get("tls"), gkey + ".tls"),
-            _int(grpc_spec.get("max_workers", 8), gkey + ".max_workers", 1, 256),
+            _int(grpc_spec.get("max_workers", GrpcSettings.max_workers), gkey + ".max_workers",
+                 1, 1024),
         )
     if "http" in protocols:
         hkey = key + ".protocols.http"
@@ -250,7 +253,8 @@ def _receiver(name: str, spec: Any) -> ReceiverConfig:
         http = HttpSettings(
             endpoint(http_spec.get("endpoint", DEFAULT_HTTP), hkey + ".endpoint"),
             _tls(http_spec.get("tls"), hkey + ".tls"),
-            _int(http_spec.get("max_connections", 64), hkey + ".max_connections", 1, 10_000),
+            _int(http_spec.get("max_connections", HttpSettings.max_connections),
+                 hkey + ".max_connections", 1, 100_000),
             duration(http_spec.get("idle_timeout", "30s"), hkey + ".idle_timeout"),
         )
     limits = Limits(
@@ -270,7 +274,9 @@ def _receiver(name: str, spec: Any) -> ReceiverConfig:
     for settings in (grpc, http):
         if settings is not None and not _loopback(settings.endpoint.host) and token is None:
             _log.warning("%s listens on %s without bearer-token auth", key, settings.endpoint)
-    return ReceiverConfig(name, grpc, http, limits, token)
+    concurrent = _int(spec.get("max_concurrent_requests", DEFAULT_MAX_REQUESTS),
+                      key + ".max_concurrent_requests", 1, 1024)
+    return ReceiverConfig(name, grpc, http, limits, token, concurrent)
 
 
 def _token(spec: Any, key: str) -> str:

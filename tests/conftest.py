@@ -78,3 +78,21 @@ def run_python(code: str, *, timeout: float = 120, **env: str) -> subprocess.Com
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Any]:
+    """Starts `serve` processes storing under tmp_path/store (ready when returned); killed after."""
+    from .service_process import ServeProcess  # it imports this module
+
+    started: list[ServeProcess] = []
+
+    def _start(**options: Any) -> ServeProcess:
+        process = ServeProcess(tmp_path, tmp_path / "store", **options)
+        started.append(process)
+        process.wait_ready()
+        return process
+
+    yield _start
+    for process in started:
+        process.kill()

@@ -23,7 +23,7 @@ class ServeProcess:
     def __init__(self, workdir: Path, destination: Path | str, *,
                  receiver: dict[str, Any] | None = None, batch: dict[str, Any] | None = None,
                  env: dict[str, str] | None = None, exporter: dict[str, Any] | None = None,
-                 wal: dict[str, Any] | None = None) -> None:
+                 wal: dict[str, Any] | None = None, shutdown_timeout: str | None = None) -> None:
         self.grpc = ("127.0.0.1", free_port())
         self.http = ("127.0.0.1", free_port())
         self.health = ("127.0.0.1", free_port())
@@ -46,6 +46,8 @@ class ServeProcess:
         }
         if wal is not None:
             config["service"]["wal"] = wal
+        if shutdown_timeout is not None:
+            config["service"]["shutdown_timeout"] = shutdown_timeout
         self.config_path = workdir / "collector.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = workdir / "serve.log"
@@ -134,3 +136,4 @@ class PeakRss:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
+

@@ -136,7 +136,19 @@ BAD = [
     (["read", "-d", "{root}", *SCOPE, "-c", "model_inputs", "--start", "2026-02-30"], "invalid --start"),
     (["read", "-d", "{root}", *SCOPE, "-c", "model_inputs", "--start", "now", "--end", "1d ago"],
      "is not before"),
-    (["ls", "-d", "{root}/missing"], "is not a folder"),
+    (["ls", "-d", "{root}/missing"], "destination {root}/missing does not exist"),
+    (["ls", "-d", "{root}/ep/blue/model_inputs/2026/03/02/00/{first}"], "is not a folder"),
+    # A wrong name is answered with the names that exist at that level.
+    (["ls", "-d", "{root}", "-e", "nope"], "endpoints there: ep"),
+    (["stats", "-d", "{root}", "-e", "ep", "-p", "nope"], "deployments of 'ep': blue, green"),
+    (["report", "-d", "{root}", "-e", "nope", "-p", "blue"], "; endpoints there: ep"),
+    (["read", "-d", "{root}", *SCOPE, "-c", "nope"], "collections of 'ep'/'blue': model_inputs"),
+    (["read", "-d", "{root}", *SCOPE, "-c", "model_inputs", "-o", "slice.xlsx"],
+     "cannot tell the format of slice.xlsx"),
+    (["report", "-d", "{root}", *SCOPE, "--split", "2099-01-01", "-o", "-"],
+     "is outside the data read"),
+    (["report", "-d", "{root}", *SCOPE, "--split", "2000-01-01", "-o", "-"],
+     "a window would be empty"),
     (["ls", "-d", "{root}", "-c", "model_inputs"], "needs --endpoint"),
     (["read", "-d", "{root}", "-e", "ep", "-c", "model_inputs"], "required: -p/--deployment"),
     (["read", "-d", "{root}", *SCOPE, "-c", "model_inputs", "--columns", "zz"], "no column(s) zz"),
@@ -152,9 +164,26 @@ def test_bad_input_is_one_line_and_exit_2(collected: DataSet, capsys: pytest.Cap
                                           monkeypatch: pytest.MonkeyPatch, argv: list[str],
                                           message: str) -> None:
     monkeypatch.delenv("OTEL_COLLECTOR_EXT_DESTINATION", raising=False)
-    code, out, err = cli(capsys, *(a.replace("{root}", str(collected.root)) for a in argv))
+    first = next((collected.root / "ep/blue/model_inputs/2026/03/02/00").glob("*.avro")).name
+    argv = [a.replace("{root}", str(collected.root)).replace("{first}", first) for a in argv]
+    message = message.replace("{root}", str(collected.root))
+    code, out, err = cli(capsys, *argv)
     assert code == 2, err
     assert err.count("\n") == 1 and message in err and "Traceback" not in err, err
+
+
+def test_parquet_without_pyarrow_says_what_to_install(collected: DataSet, tmp_path: Path) -> None:
+    # A real CLI process in which pyarrow cannot be imported (the demo's install has none).
+    code = ("import sys; sys.modules['pyarrow'] = None; from otel_collector_ext.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    target = tmp_path / "slice.parquet"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "read", "-d", str(collected.root), *SCOPE, "-c",
+         "model_inputs", "-o", str(target)],
+        cwd=ROOT, env=python_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'otel-collector-ext[parquet]'" in done.stderr
+    assert done.stderr.count("\n") == 1 and not target.exists()
 
 
 def _run_cli(args: list[str], *, tty: bool) -> tuple[int, str]:

@@ -5,6 +5,7 @@ malformed input, auth, TLS, back-pressure and health. The service runs in this p
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
 import random
@@ -259,10 +260,16 @@ def test_malformed_and_hostile_requests_get_clean_errors(start: Start) -> None:
         "0x chunk size": (head + b"\r\n", b"0x5\r\nabcde\r\n0\r\n\r\n"),
         "signed chunk size": (head + b"\r\n", b"+5\r\nabcde\r\n0\r\n\r\n"),
         "underscored chunk size": (head + b"\r\n", b"1_0\r\n" + b"a" * 16 + b"\r\n0\r\n\r\n"),
-        "endless trailers": (head + b"\r\n", b"0\r\n" + b"X-T: 1\r\n" * 100 + b"\r\n"),
     }
     for name, (request_head, body) in smuggling.items():
         assert raw_http(h, request_head, body).startswith(b"HTTP/1.1 400"), name
+    # Trailers that never end: cut once they pass the size bound of a request head.
+    with socket.create_connection(h, timeout=10) as sock:
+        sock.sendall(head + b"\r\n0\r\n")
+        with contextlib.suppress(OSError):
+            for _ in range(10_000):  # at most 10 MB; the server answers long before
+                sock.sendall(b"X-T: " + b"a" * 1000 + b"\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 400")
     # A GET with a body: answered, then the connection closes rather than reading the
     # body as a second request.
     hidden = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -275,7 +282,7 @@ def test_malformed_and_hostile_requests_get_clean_errors(start: Start) -> None:
     assert answer.startswith(b"HTTP/1.1 404") and answer.count(b"HTTP/1.1") == 1
     assert http_get(h, "/v1/logs")[0] == 405
     assert http_post(h, valid, path="/v1/traces")[0] == 404
-    assert raw_http(h, b"GARBAGE\r\n\r\n").startswith(b"400 Bad request syntax")
+    assert raw_http(h, b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400")
     counters = service.health()[1]["receivers"]["otlp"]
     assert counters["requests_invalid"] >= 16 and counters["requests_too_large"] >= 4
     ids = stored_ids(service, destination)

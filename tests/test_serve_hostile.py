@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import grpc
 import numpy as np
 import pandas as pd
-import pytest
 
 from exporters.otlp_body import FORMAT_VERSION, FRAME_MARKER, NDARRAY_MARKER
 from otel_collector_ext import attributes as A
@@ -47,30 +45,16 @@ BOMBS = {
 }
 
 
-@pytest.fixture
-def serve(tmp_path: Path) -> Any:
-    started: list[ServeProcess] = []
 
-    def _start(**options: Any) -> ServeProcess:
-        process = ServeProcess(tmp_path, tmp_path / "store", **options)
-        started.append(process)
-        process.wait_ready()
-        return process
-
-    yield _start
-    for process in started:
-        process.kill()
-
-
-def rows_written(serve: ServeProcess) -> int:
-    stats = serve.health_detail()["exporters"]["avro"]
+def rows_written(server: ServeProcess) -> int:
+    stats = server.health_detail()["exporters"]["avro"]
     return sum(v for k, v in stats.items() if k.startswith("exporter.rows.written"))
 
 
-def wait_rows(serve: ServeProcess, rows: int, timeout: float = 120) -> None:
+def wait_rows(server: ServeProcess, rows: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while rows_written(serve) < rows:
-        assert time.monotonic() < deadline, f"{rows_written(serve)} of {rows} rows stored"
+    while rows_written(server) < rows:
+        assert time.monotonic() < deadline, f"{rows_written(server)} of {rows} rows stored"
         time.sleep(0.1)  # polling the health endpoint, with a deadline
 
 

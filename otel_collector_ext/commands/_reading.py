@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
+from exporters.partitioning import safe_segment
 from exporters.storage import LocalStorage, Storage, StorageError
 
 from ..readback import ReadWarning, is_blob_destination, open_reader, time_range
@@ -130,7 +131,8 @@ def opened(args: argparse.Namespace) -> Iterator[Storage]:
         raise UsageError(str(e)) from None
     if isinstance(storage, LocalStorage) and not storage.root.is_dir():
         storage.close()
-        raise UsageError(f"destination {args.destination} is not a folder")
+        problem = "is not a folder" if storage.root.exists() else "does not exist"
+        raise UsageError(f"destination {args.destination} {problem}")
     try:
         yield storage
     finally:
@@ -142,8 +144,39 @@ def require_collection(storage: Storage, args: argparse.Namespace, collection: s
     if not has_collection(storage, args.endpoint, args.deployment, collection):
         raise UsageError(
             f"no collection {collection!r} for endpoint {args.endpoint!r}, deployment "
-            f"{args.deployment!r} in {describe(args)} (see the ls command)"
+            f"{args.deployment!r} in {describe(args)}; {existing(storage, args)}"
         )
+
+
+def existing(storage: Storage, args: argparse.Namespace) -> str:
+    """What is there instead, at the first level the arguments miss: the endpoints, an
+    endpoint's deployments, or a deployment's collections (for a wrong name's message)."""
+    endpoint, deployment = getattr(args, "endpoint", None), getattr(args, "deployment", None)
+    tree = folder_tree(storage)
+    if not tree:
+        return f"{describe(args)} holds no collected data"
+    if endpoint is None or safe_segment(endpoint) not in tree:
+        return "endpoints there: " + ", ".join(sorted(tree))
+    deployments = tree[safe_segment(endpoint)]
+    if deployment is None or safe_segment(deployment) not in deployments:
+        return f"deployments of {endpoint!r}: " + ", ".join(sorted(deployments))
+    return f"collections of {endpoint!r}/{deployment!r}: " + ", ".join(
+        sorted(deployments[safe_segment(deployment)]))
+
+
+MAX_LISTED = 20_000  # objects looked at for a wrong name's message; a hint, not a census
+
+
+def folder_tree(storage: Storage) -> dict[str, dict[str, set[str]]]:
+    """endpoint → deployment → collections, from the first MAX_LISTED objects' paths."""
+    tree: dict[str, dict[str, set[str]]] = {}
+    for n, info in enumerate(storage.list("")):
+        if n >= MAX_LISTED:
+            break
+        parts = info.path.split("/")
+        if len(parts) >= 5 and parts[-1].endswith(".avro"):
+            tree.setdefault(parts[0], {}).setdefault(parts[1], set()).add(parts[2])
+    return tree
 
 
 def describe(args: argparse.Namespace) -> str:

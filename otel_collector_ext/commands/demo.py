@@ -8,6 +8,9 @@ collection, the inputs' context passed to the outputs call, then `flush()` and
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,6 +27,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hours", type=int, default=3, help="spread event times over N hours")
 
 
+def synthetic_features(rng: np.random.Generator) -> pd.DataFrame:
+    """One synthetic scoring request: 1 to 3 rows of credit features."""
+    rows = int(rng.integers(1, 4))
+    return pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, rows),
+            "debt_ratio": rng.random(rows).round(3),
+            "tenure_years": rng.integers(0, 30, rows),
+            "region": rng.choice(["north", "south", "east", "west"], rows),
+        }
+    )
+
+
 def score(features: pd.DataFrame) -> pd.DataFrame:
     """A stand-in model: a logistic score of three features."""
     z = 0.8 * features["age"] / 50 - 1.2 * features["debt_ratio"] + 0.3 * features["tenure_years"]
@@ -31,8 +47,49 @@ def score(features: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"probability": p.round(4), "approved": p > 0.5})
 
 
+MARKER = ".otel-collector-ext-demo"  # says a folder holds only what a demo wrote
+
+
+def start_fresh(root: Path) -> str | None:
+    """Empty `root` if an earlier demo wrote it (its marker is there); refuse a folder with
+    other content, which the demo must neither delete nor mix its rows into."""
+    if root.exists() and not root.is_dir():
+        raise SystemExit(f"otel-collector-ext demo: {root} is not a folder")
+    if root.is_dir() and any(root.iterdir()):
+        if not (root / MARKER).is_file():
+            raise SystemExit(f"otel-collector-ext demo: {root} is not empty and was not "
+                             "written by the demo; give an empty or new folder with --dir")
+        shutil.rmtree(root)
+        note = f"Removed the previous demo's data in {root}: starting fresh."
+    else:
+        note = None
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).write_text("written by `otel-collector-ext demo`; a new demo empties this "
+                               "folder\n")
+    return note
+
+
+def cli_command() -> str:
+    """How to run the CLI from a new shell: its name when on PATH, else its path."""
+    beside = Path(sys.executable).parent / "otel-collector-ext"
+    found = shutil.which("otel-collector-ext")
+    if found and Path(found).resolve() == beside.resolve():
+        return "otel-collector-ext"
+    if not beside.exists():
+        return f"{sys.executable} -m otel_collector_ext"
+    return _shown(beside)
+
+
+def _shown(path: Path) -> str:
+    relative = os.path.relpath(path)
+    return relative if not relative.startswith("..") else str(path)
+
+
 def run(args: argparse.Namespace) -> int:
     root = Path(args.dir).resolve()
+    note = start_fresh(root)
+    if note:
+        print(note)
     oce.configure(
         {
             "endpoint": "credit-endpoint",
@@ -53,15 +110,7 @@ def run(args: argparse.Namespace) -> int:
     now = time.time()
     started = time.perf_counter()
     for i in range(args.requests):
-        rows = int(rng.integers(1, 4))
-        features = pd.DataFrame(
-            {
-                "age": rng.integers(18, 80, rows),
-                "debt_ratio": rng.random(rows).round(3),
-                "tenure_years": rng.integers(0, 30, rows),
-                "region": rng.choice(["north", "south", "east", "west"], rows),
-            }
-        )
+        features = synthetic_features(rng)
         # Event times spread over the last hours, so several hourly partitions appear.
         when = now - (args.requests - i) * (args.hours * 3600 / args.requests)
         context = inputs.collect(features, oce.BasicCorrelationContext(timestamp=when))
@@ -101,6 +150,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{len(frames['model_inputs'])} input rows, {len(frames['model_outputs'])} output rows, "
           f"{len(joined)} joined")
     print("Counters:", {k: v for k, v in stats.items() if v})
-    print(f"\nLook around: otel-collector-ext ls -d {args.dir}   |   "
-          f"otel-collector-ext report -d {args.dir} -e credit-endpoint -p blue -o report.html")
+    cli = cli_command()
+    print(f"\nLook around (each command works as printed, from this folder):\n"
+          f"  {cli} ls -d {args.dir}\n"
+          f"  {cli} report -d {args.dir} -e credit-endpoint -p blue -o report.html")
+    activate = Path(sys.executable).parent / "activate"
+    if cli != "otel-collector-ext" and activate.is_file():
+        print(f"or put the CLI on PATH first: source {_shown(activate)}")
     return 0 if len(joined) == len(frames["model_inputs"]) > 0 else 1

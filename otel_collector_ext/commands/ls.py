@@ -24,6 +24,7 @@ from ._reading import (
     add_scope_arguments,
     add_storage_arguments,
     describe,
+    existing,
     format_bytes,
     opened,
     print_table,
@@ -98,7 +99,7 @@ def _ls(args: argparse.Namespace) -> int:
                               ("deployment", args.deployment), ("collection", args.collection)) if v)
             if scope or lo or hi:
                 raise UsageError(f"no collected data for {scope or 'that time range'} in "
-                                 f"{describe(args)}")
+                                 f"{describe(args)}; {existing(storage, args)}")
             print(f"no collected data in {describe(args)}", file=sys.stderr)
             return 0
         detail = bool(args.collection)

@@ -53,6 +53,8 @@ def _read(args: argparse.Namespace) -> int:
     fmt = args.format or output.format_for(args.output, "table" if sys.stdout.isatty() else "csv")
     if fmt == "parquet" and not args.output:
         raise UsageError("Parquet is binary: give --output FILE.parquet")
+    if fmt == "parquet":
+        output.require_parquet()
     common = {"endpoint": args.endpoint, "deployment": args.deployment, "start": lo, "end": hi,
               "workers": args.workers, "progress": show_progress(args)}
     with opened(args) as storage:

@@ -52,6 +52,12 @@ def _windows(args: argparse.Namespace, frames: dict) -> tuple[Window, Window]:
     if args.split:
         split = parse_time(args.split, "split")
         assert split is not None
+        # Outside the data one window is empty (or inverted) and every comparison is "n/a".
+        if not base.start < split < cur.end:
+            raise UsageError(f"--split {args.split} ({split:%Y-%m-%d %H:%M} UTC) is outside the "
+                             f"data read ({base.start:%Y-%m-%d %H:%M} – {cur.end:%Y-%m-%d %H:%M} "
+                             "UTC): a window would be empty; split inside it, or give "
+                             "--baseline and --current")
         base, cur = Window("baseline", base.start, split), Window("current", split, cur.end)
     if args.baseline:
         base = _window(args.baseline, "baseline")

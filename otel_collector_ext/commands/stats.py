@@ -17,6 +17,7 @@ from ._reading import (
     add_scope_arguments,
     add_storage_arguments,
     describe,
+    existing,
     opened,
     print_table,
     require_collection,
@@ -46,7 +47,8 @@ def load_collections(storage: Any, args: argparse.Namespace) -> dict[str, pd.Dat
         names = sorted({f.collection for f in listing.files})
         if not names:
             raise UsageError(f"no collected data for endpoint {args.endpoint!r}, deployment "
-                             f"{args.deployment!r} in {describe(args)} (see the ls command)")
+                             f"{args.deployment!r} in {describe(args)}; "
+                             f"{existing(storage, args)}")
     return {
         name: load(storage, endpoint=args.endpoint, deployment=args.deployment, collection=name,
                    start=lo, end=hi, workers=args.workers, progress=show_progress(args))

@@ -22,12 +22,28 @@ _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "j
 
 
 def format_for(path: str | None, default: str) -> str:
-    """The format a file name implies (by extension), else `default`."""
-    if path:
-        for ext, fmt in _EXTENSIONS.items():
-            if path.lower().endswith(ext):
-                return fmt
-    return default
+    """The format a file name implies (by extension), else `default` when there is no file;
+    ValueError for a file whose extension says nothing we write (slice.xlsx is not CSV)."""
+    if not path:
+        return default
+    for ext, fmt in _EXTENSIONS.items():
+        if path.lower().endswith(ext):
+            return fmt
+    raise ValueError(f"cannot tell the format of {path} from its name: use one of "
+                     f"{', '.join(_EXTENSIONS)}, or give --format ({', '.join(FORMATS)})")
+
+
+PARQUET_HINT = ("Parquet output needs the optional pyarrow package: "
+                "pip install 'otel-collector-ext[parquet]' (in a clone of the project: "
+                "pip install -e '.[parquet]')")
+
+
+def require_parquet() -> None:
+    """ValueError saying what to install when pyarrow is missing (before reading anything)."""
+    try:
+        import pyarrow  # noqa: F401 - only to say what is missing
+    except ImportError:
+        raise ValueError(PARQUET_HINT) from None
 
 
 def _utf8(value: Any) -> str:
@@ -73,11 +89,7 @@ def _json_text(value: Any) -> Any:
 def write(frame: pd.DataFrame, fmt: str, target: str | IO[str] | IO[bytes]) -> None:
     """Write `frame` in `fmt` to a path or an open stream (text streams for text formats)."""
     if fmt == "parquet":
-        try:
-            import pyarrow  # noqa: F401 - only to say what is missing
-        except ImportError:
-            raise ValueError("Parquet output needs the optional pyarrow package: "
-                             "pip install pyarrow") from None
+        require_parquet()
         out = frame.copy(deep=False)
         out.columns = [str(c) for c in out.columns]
         for column in out.columns:

@@ -22,7 +22,7 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 
 from exporters.otlp_body import DecodeBudget
 
-from .decode import RequestError, TooManyRecords, decode_request
+from .decode import RequestError, TooManyRecords, decode_request, parse_json, parse_protobuf
 
 _log = logging.getLogger(__name__)
 
@@ -152,6 +152,15 @@ class Receiver:
             status, "requests_failed")
         self.counters.add(requests=1, **{key: 1})
         return Outcome(status, message)
+
+    def export_bytes(self, data: bytes, *, as_json: bool = False) -> Outcome:
+        """Parse a serialized request (binary protobuf or OTLP/JSON), then `export` it."""
+        try:
+            request = (parse_json if as_json else parse_protobuf)(
+                data, max_depth=self.limits.max_depth)
+        except RequestError as e:
+            return self.refuse(Status.INVALID, str(e))
+        return self.export(request)
 
     def export(self, request: ExportLogsServiceRequest) -> Outcome:
         limits = self.limits

@@ -2,13 +2,20 @@
 
 The method is registered with raw-bytes (de)serialisers so a malformed request is
 ours to answer (INVALID_ARGUMENT with a short message) rather than grpcio's
-INTERNAL. When the pipeline is full the answer is UNAVAILABLE with a RetryInfo
-trailer, which the released OTLP exporters honour as their back-off delay.
+INTERNAL. When the pipeline is full, or more requests arrive than the receiver
+decodes at once (`Admission`), the answer is UNAVAILABLE with a RetryInfo trailer,
+which the released OTLP exporters honour as their back-off delay. grpcio's own
+`maximum_concurrent_rpcs` is not used: it answers RESOURCE_EXHAUSTED.
+
+The method is registered as client-streaming: on the wire a unary call is the same
+(one message), but the handler sees the call before its message is read, so a call
+refused for overload costs no memory for its body.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,8 +27,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
-from .core import Receiver, Status
-from .decode import RequestError, parse_protobuf
+from .admission import RETRY_AFTER_SECONDS, Admission
+from .core import Outcome, Receiver, Status
 from .tls import TLSFiles
 
 _log = logging.getLogger(__name__)
@@ -41,9 +48,14 @@ class GrpcReceiverServer:
     """Serves the OTLP logs service for `receiver` on `host:port` (port 0: any free port)."""
 
     def __init__(self, receiver: Receiver, host: str, port: int, *, tls: TLSFiles | None = None,
-                 max_workers: int = 8) -> None:
+                 max_workers: int = 32, admission: Admission | None = None) -> None:
         self.receiver = receiver
+        self._own_admission = admission is None
+        self.admission = admission or Admission()
+        self.stopping = False
         max_bytes = receiver.limits.max_request_bytes
+        # Threads answer calls; how many are decoded at once is the admission's bound, so
+        # threads beyond it refuse at once (UNAVAILABLE) instead of queueing calls.
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="otlp-grpc"),
             options=[
@@ -51,17 +63,19 @@ class GrpcReceiverServer:
                 ("grpc.max_send_message_length", 4 * 1024 * 1024),
                 ("grpc.so_reuseport", 0),
             ],
-            maximum_concurrent_rpcs=max_workers * 4,
         )
         handler = grpc.method_handlers_generic_handler(
-            SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(self._export)}
+            SERVICE, {"Export": grpc.stream_unary_rpc_method_handler(self._export)}
         )
         self._server.add_generic_rpc_handlers((handler,))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        if tls is not None:
-            bound = self._server.add_secure_port(address, tls.grpc_credentials())
-        else:
-            bound = self._server.add_insecure_port(address)
+        try:
+            if tls is not None:
+                bound = self._server.add_secure_port(address, tls.grpc_credentials())
+            else:
+                bound = self._server.add_insecure_port(address)
+        except RuntimeError:  # grpcio's "failed to bind": a port taken since it was checked
+            bound = 0
         if not bound:
             raise OSError(f"cannot listen for gRPC on {host}:{port}")
         self.address = (host, bound)
@@ -70,20 +84,27 @@ class GrpcReceiverServer:
         self._server.start()
 
     def stop(self, grace: float) -> None:
-        """Refuse new calls at once; let calls in progress finish within `grace` seconds."""
+        """Refuse new calls at once; let calls in progress finish within `grace` seconds,
+        then abandon them (cancelled, so their senders retry)."""
+        self.stopping = True
         self._server.stop(grace).wait(grace + 5)
+        if self._own_admission:
+            self.admission.shutdown()
 
-    def _export(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+    def _export(self, messages: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
         receiver = self.receiver
         metadata = dict(context.invocation_metadata() or ())
         if not receiver.authorized(metadata.get("authorization")):
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
-        try:
-            parsed = parse_protobuf(request, max_depth=receiver.limits.max_depth)
-        except RequestError as e:
-            outcome = receiver.refuse(Status.INVALID, str(e))
+        if self.stopping or not self.admission.try_enter():
+            receiver.counters.add(requests=1, requests_busy=1)
+            outcome = Outcome(Status.BUSY, "shutting down" if self.stopping else "busy",
+                              retry_after=RETRY_AFTER_SECONDS)
         else:
-            outcome = receiver.export(parsed)
+            try:
+                outcome = self._decode(messages, context)
+            finally:
+                self.admission.leave()
         if outcome.status is Status.OK:
             response = ExportLogsServiceResponse()
             if outcome.rejected:
@@ -97,6 +118,17 @@ class GrpcReceiverServer:
             ),))
         context.abort(_CODES[outcome.status], outcome.message or outcome.status.value)
         raise AssertionError("unreachable")  # abort raises
+
+
+    def _decode(self, messages: Iterator[bytes], context: grpc.ServicerContext) -> Outcome:
+        receiver = self.receiver
+        request = next(messages, None)  # a unary call: exactly one message
+        if request is None or next(messages, None) is not None:
+            return receiver.refuse(Status.INVALID, "an Export call carries one request")
+        try:
+            return self.admission.submit(receiver.export_bytes, request).result()
+        except RuntimeError:  # the pool is shut down: stopping
+            return Outcome(Status.BUSY, "shutting down", retry_after=RETRY_AFTER_SECONDS)
 
 
 def _duration(seconds: float) -> Any:
