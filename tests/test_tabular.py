@@ -18,7 +18,7 @@ import pandas.testing as pdt
 import pytest
 
 from exporters.avro_schema import ENVELOPE_NAMES, NAMESPACE, Envelope, fingerprint
-from exporters.pandas_compat import STR_DTYPE, str_array
+from exporters.pandas_compat import PANDAS_3, STR_DTYPE, str_array
 from exporters.tabular import (
     ATTR_ENCODING,
     ATTR_ORIGINAL_NAME,
@@ -356,7 +356,6 @@ DTYPE_CASES = [
         {ATTR_ENCODING: ENCODING_TIMEDELTA},
         None,
     ),
-    ("object-all-none", pd.Series([None, None], dtype=object), "string", {}, None),
     (
         "object-big-int",
         pd.Series([2**70, None, -1], dtype=object),
@@ -667,7 +666,9 @@ def test_frames_with_differing_dtypes_share_a_widened_schema(tmp_path):
     assert [r["s"] for r in records] == [None, "text", None]
     assert [r["n"] for r in records] == [1.0, 2.5, 3.0]
     assert restored["n"].tolist() == [1.0, 2.5, 3.0]
-    assert restored["s"].tolist() == [None, "text", None]
+    # All-null parts do not vote: "s" is a str column, as if "text" had come alone.
+    assert field(batch, "s")[ATTR_PANDAS_DTYPE] == str(STR_DTYPE)  # "object" on pandas 2
+    assert restored["s"].isna().tolist() == [True, False, True] and restored["s"][1] == "text"
 
 
 def test_category_and_str_frames_in_one_batch(tmp_path):
@@ -754,7 +755,9 @@ def test_empty_frame_gives_a_schema_and_no_records(tmp_path):
     frame = pd.DataFrame({"a": pd.Series([], dtype="int64"), "b": pd.Series([], dtype="str")})
     batch, records, restored, envs = roundtrip(tmp_path, [frame])
     assert records == [] and batch.rows == []
-    assert [value_type(f) for f in batch.schema["fields"][6:]] == ["long", "string"]
+    # pandas 2 gives an empty text column the object dtype: no values, no type to record.
+    expected = ["long", "string"] if PANDAS_3 else ["long"]
+    assert [value_type(f) for f in batch.schema["fields"][6:]] == expected
     pdt.assert_frame_equal(restored, expected_frame([frame], envs))
 
 
