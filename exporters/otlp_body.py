@@ -1029,8 +1029,13 @@ def _plan(schema: Any) -> _Plan:
 
 def _from_arrays(arrays: list[Any], columns: pd.Index, index: pd.Index) -> pd.DataFrame:
     # The public constructor, which checks lengths again: this is untrusted input, and
-    # pandas' private constructors trust what they are given.
-    frame = pd.DataFrame(dict(enumerate(arrays)), index=index, copy=False)
+    # pandas' private constructors trust what they are given. Object columns go in as
+    # object Series, or pandas would infer its string dtype for them.
+    columns_by_position = {
+        i: pd.Series(a, index=index, dtype=object, copy=False)
+        if isinstance(a, np.ndarray) and a.dtype == object else a
+        for i, a in enumerate(arrays)}
+    frame = pd.DataFrame(columns_by_position, index=index, copy=False)
     frame.columns = columns
     return frame
 
