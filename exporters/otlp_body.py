@@ -30,6 +30,7 @@ from __future__ import annotations
 import array
 import datetime as dt
 import decimal
+import functools
 import json
 import logging
 import math
@@ -1083,8 +1084,14 @@ def _build(plan: _Plan, members: list[_Parsed]) -> pd.DataFrame:
 
 def _rows_of(frame: pd.DataFrame, start: int, rows: int) -> pd.DataFrame:
     part = frame.iloc[start:start + rows]
-    part.index = pd.RangeIndex(rows)
+    part.index = _range_index(rows)
     return part
+
+
+@functools.lru_cache(maxsize=256)
+def _range_index(rows: int) -> pd.RangeIndex:
+    # Immutable, so frames can share one; building one costs about 10 µs.
+    return pd.RangeIndex(rows)
 
 
 def decode_frames(values: Sequence[Mapping[str, Any]], budget: DecodeBudget | None = None
