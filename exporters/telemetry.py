@@ -80,3 +80,19 @@ class LimitedLog:
         if suppressed:
             message += f" ({suppressed} similar messages suppressed)"
         self._logger.warning(message, *args)
+
+
+class MergedTally:
+    """The sum of several tallies, read as one (an exporter made of several exporters)."""
+
+    def __init__(self, tallies: list[Tally]) -> None:
+        self._tallies = tallies
+
+    def get(self, name: str, **attributes: str) -> int:
+        return sum(t.get(name, **attributes) for t in self._tallies)
+
+    def snapshot(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for tally in self._tallies:
+            total.update(tally.snapshot())
+        return dict(sorted(total.items()))

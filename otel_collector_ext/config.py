@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import yaml
 
@@ -44,7 +46,10 @@ class ConfigError(ValueError):
 class CollectionConfig:
     enabled: bool = True
     sampling_rate: float | None = None  # None: the data_collector's rate
-    data: Mapping[str, Any] | None = None  # Azure's data asset {name, path, version}: kept, unused
+    data: Mapping[str, Any] | None = None  # Azure's data asset {name, path, version}
+    # Where this collection's files go instead of the exporter's destination: data.path,
+    # an azureml:// path mapped through `datastores` (see destination_of_data_path).
+    destination: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,8 @@ class Config:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     redaction: Redactor | None = None  # top-level `redaction:` block, applied in collect()
     exporter: Mapping[str, Any] = field(default_factory=lambda: default_exporter())
+    # Azure ML datastore name → the folder or Blob URL its azureml:// paths map to.
+    datastores: Mapping[str, str] = field(default_factory=dict)
     batch: BatchConfig = field(default_factory=BatchConfig)
     source: str = "defaults"  # where this configuration came from, for logs
 
@@ -86,6 +93,11 @@ class Config:
             return CollectionConfig()
         found = self.collections.get(name)
         return found if found is not None and found.enabled else None
+
+    def destinations(self) -> dict[str, str]:
+        """Collections whose files go to a destination of their own (`data.path`)."""
+        return {name: c.destination for name, c in (self.collections or {}).items()
+                if c.destination is not None}
 
     def sampling_rates(self) -> dict[str, float]:
         """Per-collection sampling rates that differ from the default."""
@@ -149,16 +161,35 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | None = None
 
 
 _TOP_KEYS = {"endpoint", "deployment", "model_version", "instance_id", "data_collector",
-             "exporter", "batch", "redaction"}
+             "exporter", "batch", "redaction", "datastores"}
 _DC_KEYS = {"collections", "sampling_rate", "rolling_rate", "request_logging"}
 _COLLECTION_KEYS = {"enabled", "sampling_rate", "data"}
+_DATA_KEYS = {"name", "path", "version"}
+# The other keys of an Azure ML online deployment YAML (managed and Kubernetes): a whole
+# deployment file is accepted as the configuration, and these are Azure's business.
+_AZURE_DEPLOYMENT_KEYS = {
+    "$schema", "name", "endpoint_name", "description", "tags", "properties", "model",
+    "model_mount_path", "code_configuration", "environment", "environment_variables",
+    "instance_type", "instance_count", "app_insights_enabled", "scale_settings",
+    "request_settings", "liveness_probe", "readiness_probe", "egress_public_network_access",
+    "type", "resources", "private_network_connection", "code_path", "scoring_script",
+}
 
 
 def parse_config(data: Mapping[str, Any], *, origin: str = "dict") -> Config:
-    """Validate a configuration mapping; ConfigError names the first bad key."""
+    """Validate a configuration mapping; ConfigError names the first bad key.
+
+    An Azure ML deployment YAML (it has `endpoint_name`) is accepted as it is: its
+    `endpoint_name` is the endpoint, its `name` the deployment, its `data_collector`
+    block is read, and Azure's other deployment keys are ignored.
+    """
     _mapping(data, "configuration")
+    if "endpoint_name" in data:
+        data = _from_azure_deployment(data)
     _known(data, _TOP_KEYS, "")
     kwargs: dict[str, Any] = {"source": origin}
+    datastores = _datastores(data.get("datastores"))
+    kwargs["datastores"] = datastores
     for key in ("endpoint", "deployment", "instance_id"):
         if key in data:
             kwargs[key] = _name(data[key], key)
@@ -168,7 +199,7 @@ def parse_config(data: Mapping[str, Any], *, origin: str = "dict") -> Config:
             raise ConfigError("model_version must be a string of at most 256 characters")
         kwargs["model_version"] = str(mv)
     if "data_collector" in data:
-        kwargs.update(_data_collector(data["data_collector"]))
+        kwargs.update(_data_collector(data["data_collector"], datastores))
     if "exporter" in data:
         kwargs["exporter"] = _exporter(data["exporter"])
     if "batch" in data:
@@ -178,7 +209,77 @@ def parse_config(data: Mapping[str, Any], *, origin: str = "dict") -> Config:
     return Config(**kwargs)
 
 
-def _data_collector(dc: Any) -> dict[str, Any]:
+def _from_azure_deployment(deployment: Mapping[str, Any]) -> dict[str, Any]:
+    """This project's configuration from an Azure ML deployment YAML."""
+    out = {k: v for k, v in deployment.items() if k not in _AZURE_DEPLOYMENT_KEYS}
+    for ours, azure in (("endpoint", "endpoint_name"), ("deployment", "name")):
+        if deployment.get(azure) is not None:
+            if ours in out:
+                raise ConfigError(f"{ours} and {azure} both given: an Azure ML deployment file "
+                                  f"names the {ours} with {azure}")
+            out[ours] = _name(deployment[azure], azure)
+    return out
+
+
+def _datastores(spec: Any) -> dict[str, str]:
+    if spec is None:
+        return {}
+    _mapping(spec, "datastores")
+    out = {}
+    for name, target in spec.items():
+        key = f"datastores.{name}"
+        if not isinstance(name, str) or not name:
+            raise ConfigError("datastores: names must be non-empty strings")
+        out[name] = _destination(target, key)
+    return out
+
+
+# azureml://datastores/<name>/paths/<path>, optionally after
+# subscriptions/<id>/resourcegroups/<rg>/[providers/Microsoft.MachineLearningServices/]workspaces/<ws>/
+_AZUREML_PATH = re.compile(
+    r"azureml://(?:subscriptions/[^/]+/resourcegroups/[^/]+/"
+    r"(?:providers/microsoft\.machinelearningservices/)?workspaces/[^/]+/)?"
+    r"datastores/(?P<datastore>[^/]+)/paths/(?P<path>.*)",
+    re.IGNORECASE,
+)
+_DESTINATION_SCHEMES = ("", "file", "az", "https", "http")
+
+
+def _destination(value: Any, key: str) -> str:
+    """A folder, file:// URL, az:// or http(s):// URL (what an exporter writes to)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key} must be a folder, az:// or https:// URL")
+    scheme = urlparse(value).scheme.lower()
+    if scheme not in _DESTINATION_SCHEMES and not (len(scheme) == 1 and value[1:2] == ":"):
+        raise ConfigError(f"{key}: {value.split('?')[0]!r} is not a folder, az:// or https:// URL")
+    return value
+
+
+def destination_of_data_path(path: Any, key: str, datastores: Mapping[str, str]) -> str:
+    """Where Azure ML's `data.path` sends a collection: the folder or URL itself, or for
+    `azureml://datastores/<name>/paths/<p>`, `<p>` under what `datastores.<name>` maps to."""
+    if isinstance(path, str) and path.lower().startswith("azureml:"):
+        found = _AZUREML_PATH.fullmatch(path.strip())
+        if found is None:
+            raise ConfigError(f"{key}: {path!r} is not azureml://datastores/<name>/paths/<path>")
+        name, sub = found["datastore"], found["path"].strip("/")
+        parts = sub.split("/")
+        if not sub or any(p in ("", ".", "..") or "\\" in p for p in parts):
+            raise ConfigError(f"{key}: the path after paths/ must be plain folder names, "
+                              f"not {found['path']!r}")
+        if name not in datastores:
+            raise ConfigError(
+                f"{key}: datastore {name!r} is not mapped; add datastores: {{{name}: <folder, "
+                "az:// or https:// URL>}} to the configuration")
+        base = datastores[name]
+        if "?" in base:  # a SAS token in the query stays at the end of the URL
+            base, query = base.split("?", 1)
+            return f"{base.rstrip('/')}/{sub}?{query}"
+        return f"{base.rstrip('/')}/{sub}"
+    return _destination(path, key)
+
+
+def _data_collector(dc: Any, datastores: Mapping[str, str]) -> dict[str, Any]:
     _mapping(dc, "data_collector")
     _known(dc, _DC_KEYS, "data_collector.")
     out: dict[str, Any] = {}
@@ -199,7 +300,7 @@ def _data_collector(dc: Any) -> dict[str, Any]:
         _mapping(cols, "data_collector.collections")
         out["collections"] = {
             _name(name, f"data_collector.collections key {name!r}"): _collection(
-                spec, f"data_collector.collections.{name}"
+                spec, f"data_collector.collections.{name}", datastores
             )
             for name, spec in cols.items()
         }
@@ -272,7 +373,7 @@ def _redaction(spec: Any) -> Redactor:
         raise ConfigError(f"redaction: {e}") from None
 
 
-def _collection(spec: Any, key: str) -> CollectionConfig:
+def _collection(spec: Any, key: str, datastores: Mapping[str, str]) -> CollectionConfig:
     if spec is None:
         return CollectionConfig()
     _mapping(spec, key)
@@ -280,12 +381,17 @@ def _collection(spec: Any, key: str) -> CollectionConfig:
     enabled = _bool(spec.get("enabled", True), key + ".enabled")
     rate = spec.get("sampling_rate")
     data = spec.get("data")
+    destination = None
     if data is not None:
         _mapping(data, key + ".data")
+        _known(data, _DATA_KEYS, key + ".data.")
+        if data.get("path") is not None:
+            destination = destination_of_data_path(data["path"], key + ".data.path", datastores)
     return CollectionConfig(
         enabled=enabled,
         sampling_rate=None if rate is None else _rate(rate, key + ".sampling_rate"),
         data=dict(data) if data else None,
+        destination=destination,
     )
 
 

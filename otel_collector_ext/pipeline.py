@@ -17,9 +17,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 
 from exporters.registry import create_exporter
+from exporters.routing import route_to_destinations
 
 from . import attributes as A
 from .config import Config, ConfigError, load_config
@@ -36,13 +38,8 @@ class Pipeline:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.sampler = Sampler(config.sampling_rate, config.sampling_rates())
-        spec: dict[str, Any] = dict(config.exporter)
-        if spec.get("type", "avro") == "avro":
-            spec.setdefault("rolling_rate", config.rolling_rate)
-            spec.setdefault("instance_id", config.instance_id)
-            spec.setdefault("inline_limit", config.inline_limit_bytes)
         try:
-            self.exporter = create_exporter(spec)
+            self.exporter = build_exporter(config)
         except ValueError as e:
             raise ConfigError(f"{config.source}: {e}") from None
         except OSError as e:  # a destination folder that cannot be created, say
@@ -80,6 +77,32 @@ class Pipeline:
 
     def stats(self) -> dict[str, int]:
         return self.processor.stats()
+
+
+def build_exporter(config: Config) -> LogRecordExporter:
+    """The exporter `config` names; with collections that have a destination of their own
+    (`data.path`), a router in front of one such exporter per destination, so neither
+    the Collector nor the exporter needs to know about destinations per collection."""
+    spec: dict[str, Any] = dict(config.exporter)
+    kind = spec.get("type", "avro")
+    if kind == "avro":
+        spec.setdefault("rolling_rate", config.rolling_rate)
+        spec.setdefault("instance_id", config.instance_id)
+        spec.setdefault("inline_limit", config.inline_limit_bytes)
+    destinations = config.destinations()
+    if destinations and kind != "avro":
+        raise ConfigError(
+            f"data_collector.collections.{next(iter(destinations))}.data.path: a destination "
+            f"per collection needs exporter type avro, not {kind!r} (with otlp, the "
+            "collector service's configuration decides where data goes)")
+    exporter = create_exporter(spec)
+    if not destinations:
+        return exporter
+    try:
+        return route_to_destinations(spec, exporter, destinations, A.collection_of)
+    except BaseException:
+        exporter.shutdown()
+        raise
 
 
 _lock = threading.Lock()

@@ -2,8 +2,10 @@
 
 Cheap by design: no conversion happens here. A DataFrame snapshot is a shallow
 copy, which under pandas' Copy-on-Write later changes to the caller's frame
-cannot alter; containers are copied one level deep; JSON values are serialised
-now, because that is the only way to freeze an arbitrary nested value.
+cannot alter; without Copy-on-Write (pandas 2 unless the application turned it on)
+a shallow copy shares the caller's arrays, so the snapshot is a deep copy there.
+Containers are copied one level deep; JSON values are serialised now, because that
+is the only way to freeze an arbitrary nested value.
 """
 
 from __future__ import annotations
@@ -23,8 +25,21 @@ _SCALARS = (str, int, float, bool, dt.datetime, dt.date, dt.time, dt.timedelta,
 _SEQUENCES = (list, tuple, np.ndarray, pd.Series, pd.Index)
 
 
+if int(pd.__version__.split(".", 1)[0]) >= 3:
+    def copy_on_write() -> bool:
+        """Whether pandas' Copy-on-Write is on: always, from pandas 3."""
+        return True
+else:  # pandas 2: an option the application may turn on or off at any time
+    from pandas._config import using_copy_on_write as copy_on_write
+
+
 class EmptyPayload(Exception):
     """Nothing to record (an empty frame, list or dict): counted, not an error."""
+
+
+def frame_snapshot(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` that later in-place changes to `frame` cannot alter."""
+    return _shallow_copy(frame) if copy_on_write() else frame.copy(deep=True)
 
 
 def _shallow_copy(frame: pd.DataFrame) -> pd.DataFrame:
@@ -52,11 +67,12 @@ def snapshot(data: Any) -> tuple[str, Any]:
     if isinstance(data, pd.DataFrame):
         if data.shape[0] == 0 or data.shape[1] == 0:
             raise EmptyPayload
-        return A.KIND_DATAFRAME, _shallow_copy(data)
+        return A.KIND_DATAFRAME, frame_snapshot(data)
     if isinstance(data, pd.Series):
         if len(data) == 0:
             raise EmptyPayload
-        return A.KIND_DATAFRAME, data.to_frame(name=data.name if data.name is not None else "value")
+        frame = data.to_frame(name=data.name if data.name is not None else "value")
+        return A.KIND_DATAFRAME, frame if copy_on_write() else frame.copy(deep=True)
     if isinstance(data, str):
         return A.KIND_TEXT, data
     if isinstance(data, (bytes, bytearray, memoryview)):

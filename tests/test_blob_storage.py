@@ -450,3 +450,17 @@ def test_default_azure_credential_authenticates_with_a_token(
     assert not re.search(r"eyJ[\w-]+\.eyJ[\w-]+", text)  # no bearer token anywhere
     assert "stand-in-header-secret" not in text
     bad.close()
+
+
+def test_lookups_have_their_own_short_timeout_and_are_not_retried() -> None:
+    conn = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+            "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;")
+    storage = BlobStorage("az://c-lookups/p", connection_string=conn, lookup_timeout=1.5)
+    lookups = storage.for_lookups()
+    assert lookups.retry.attempts == 1 and storage.retry.attempts > 1
+    assert lookups._lookup_kwargs == {"connection_timeout": 1.5, "read_timeout": 1.5}
+    assert storage._lookup_kwargs == {}  # uploads keep connect_timeout and read_timeout
+    for bad in (0, -1, "5", True):
+        with pytest.raises(ValueError, match="lookup_timeout"):
+            BlobStorage("az://c-lookups/p", connection_string=conn, lookup_timeout=bad)
+    storage.close()

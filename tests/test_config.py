@@ -29,6 +29,8 @@ data_collector:
 exporter:
   type: avro
   destination: file:///tmp/x
+datastores:
+  workspaceblobstore: az://azureml-blobstore
 """
 
 
@@ -45,6 +47,8 @@ def test_azure_block_verbatim(tmp_path: Path) -> None:
     # Credential headers are never captured, even when listed.
     assert config.capture_headers == ("content-type", "x-tenant")
     assert config.collections["model_inputs"].data["name"] == "credit_inputs"
+    assert config.destinations() == {
+        "model_inputs": "az://azureml-blobstore/modelDataCollector/credit/inputs"}
 
 
 def test_no_collections_block_enables_everything() -> None:

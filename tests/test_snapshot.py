@@ -1,10 +1,12 @@
 import datetime as dt
 import decimal
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import otel_collector_ext as oce
 from otel_collector_ext import attributes as A
 from otel_collector_ext.snapshot import EmptyPayload, snapshot
 
@@ -83,3 +85,45 @@ def test_malformed_values() -> None:
         snapshot({"a": [1, 2], "b": [1]})
     with pytest.raises(ValueError, match="1-D or 2-D"):
         snapshot(np.zeros((2, 2, 2)))
+
+
+# pandas 2 lets the application choose Copy-on-Write (off by default, "warn", on);
+# pandas 3 has it always on. The snapshot must be a true snapshot in every mode.
+COW_MODES = ["always"] if int(pd.__version__.split(".")[0]) >= 3 else [False, "warn", True]
+
+
+@pytest.mark.parametrize("mode", COW_MODES)
+def test_changes_after_collect_do_not_change_what_is_stored(
+        mode: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if mode != "always":
+        monkeypatch.setattr(pd.options.mode, "copy_on_write", mode)
+    oce.configure({"exporter": {"type": "avro", "destination": str(tmp_path)},
+                   "batch": {"schedule_delay_millis": 3_600_000}})  # stored at flush only
+    frame = pd.DataFrame({"a": [1, 2], "f": [0.5, 1.5], "s": ["x", "y"]})
+    series = pd.Series([10.0, 20.0], name="v")
+    array = np.array([[1, 2], [3, 4]])
+    oce.Collector(name="frames").collect(frame)
+    oce.Collector(name="series").collect(series)
+    oce.Collector(name="arrays").collect(array)
+    # In place, through every door pandas and numpy leave open in that mode.
+    frame.loc[0, "a"] = 99
+    frame.iloc[1, 2] = "changed"
+    frame["f"] *= 10
+    if not frame["a"].to_numpy().flags.writeable:  # Copy-on-Write: the arrays are read-only
+        assert mode in (True, "always")
+    else:
+        frame["a"].to_numpy()[1] = -1
+        series.to_numpy()[0] = -1.0
+    series.iloc[1] = -2.0
+    array[0, 0] = -5
+    assert oce.flush()
+
+    def stored(collection: str) -> pd.DataFrame:
+        return oce.load(str(tmp_path), endpoint="default", deployment="default",
+                        collection=collection)
+
+    got = stored("frames")
+    assert got["a"].tolist() == [1, 2] and got["f"].tolist() == [0.5, 1.5]
+    assert got["s"].tolist() == ["x", "y"]
+    assert stored("series")["v"].tolist() == [10.0, 20.0]
+    assert stored("arrays")[["0", "1"]].to_numpy().tolist() == [[1, 2], [3, 4]]

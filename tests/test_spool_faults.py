@@ -193,3 +193,38 @@ def test_a_marker_that_cannot_be_written_leaves_nothing_behind(
     monkeypatch.setattr(spool_module, "file_ops", FileOps())
     claim_spool_dir(tmp_path, "https://acct/container/prefix")
     assert (tmp_path / "DESTINATION").read_text() == "https://acct/container/prefix"
+
+
+def test_an_io_error_on_the_spool_is_counted_as_storage_failed_and_flush_says_so(
+        azurite: Azurite, container_name: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    import otel_collector_ext as oce
+    from otel_collector_ext import Collector
+
+    from .conservation import assert_conserved
+    from .test_blob_e2e import blob_config
+
+    faulty = FaultyFileOps(("write", "segment", "EIO"))
+    monkeypatch.setattr(spool_module, "file_ops", faulty)
+    pipeline = oce.configure(blob_config(azurite.connection_string, container_name,
+                                         tmp_path / "spool"))
+    c = Collector(name="model_inputs")
+    c.collect(pd.DataFrame({"i": [0]}))
+    assert oce.flush()
+    faulty.armed = True
+    c.collect(pd.DataFrame({"i": [1]}))
+    assert not oce.flush()  # its record was refused by the spool
+    c.collect(pd.DataFrame({"i": [2]}))
+    assert oce.flush()
+    stats = oce.stats()
+    assert stats["exporter.records.dropped{collection=model_inputs,reason=storage_failed}"] == 1
+    assert pipeline.exporter.storage.stats()["dropped_write_failed"] == 1  # type: ignore[attr-defined]
+    assert assert_conserved(stats)["stored"] == 2
+    oce.shutdown()
+    frame = oce.load(f"az://{container_name}/data", endpoint="ep", deployment="blue",
+                     collection="model_inputs",
+                     storage_options={"connection_string": azurite.connection_string,
+                                      "spool": False})
+    assert sorted(frame["i"]) == [0, 2]
