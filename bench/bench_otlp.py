@@ -10,12 +10,14 @@ model's inputs usually are):
     figure is N / (seconds from the first collect() until every record is stored), with
     the scoring process's own CPU per record beside it. In-process, the scoring process
     converts and writes; over OTLP it only encodes and sends, and `serve` (another
-    process) converts and writes. Beside each OTLP figure: the one measured before
-    `serve`'s HTTP side moved from the standard library's http.server to uvicorn and
-    decoding to its bounded pool (the README's Performance table of that time);
+    process) converts and writes, acknowledging either once records are in memory or,
+    as by default, once they are fsynced in its write-ahead log (durable ack). Beside
+    the memory-ack figures: those measured before `serve`'s HTTP side moved from the
+    standard library's http.server to uvicorn and decoding to its bounded pool (the
+    README's Performance table of that time, when there was no write-ahead log);
   * requests: 1, 8 and 64 clients each sending 64-record requests as fast as they are
-    answered, over HTTP and gRPC; requests and records per second acknowledged, and how
-    many were answered "retry later" (over `max_concurrent_requests`).
+    answered, over HTTP and gRPC, to the default `serve`; requests and records per second
+    acknowledged, and how many were answered "retry later" (over `max_concurrent_requests`).
 
 Usage: python bench/bench_otlp.py [--records N] [--quick]
 """
@@ -181,8 +183,9 @@ def end_to_end(mode: str, target: str, count: int, rows: int, serve: ServeProces
 
 
 # Records/s end to end before the server change (README, Performance): (rows, path) → figure.
-BEFORE = {(1, "OTLP gRPC → serve"): 2443, (1, "OTLP HTTP → serve"): 2031,
-          (100, "OTLP gRPC → serve"): 505, (100, "OTLP HTTP → serve"): 504}
+BEFORE = {(1, "OTLP gRPC → serve, memory ack"): 2443, (1, "OTLP HTTP → serve, memory ack"): 2031,
+          (100, "OTLP gRPC → serve, memory ack"): 505,
+          (100, "OTLP HTTP → serve, memory ack"): 504}
 REQUEST_RECORDS = 64
 
 
@@ -271,31 +274,44 @@ def main() -> None:
         for rows, n in shapes:
             results[(rows, "in-process avro")] = end_to_end(
                 "avro", str(workdir / f"inproc{rows}"), n, rows, None, 0)
-        serve = ServeProcess(workdir, workdir / "served",
-                             receiver={"max_records_per_request": 8192},
-                             batch={"max_queue_size": 1_000_000, "send_batch_size": 4096,
-                                    "timeout": "200ms"})
+        # serve acknowledging once records are in memory (the write-ahead log off) beside
+        # serve acknowledging once they are fsynced in its write-ahead log (the default).
+        serves = {}
+        for ack, wal in (("memory", {"enabled": False}),
+                         ("durable", {"directory": str(workdir / "wal")})):
+            (workdir / ack).mkdir()
+            serves[ack] = ServeProcess(workdir / ack, workdir / ack / "served",
+                                       receiver={"max_records_per_request": 8192},
+                                       batch={"max_queue_size": 1_000_000,
+                                              "send_batch_size": 4096, "timeout": "200ms"},
+                                       wal=wal)
         try:
-            serve.wait_ready()
-            rates = {clients: request_rates(serve, clients) for clients in (1, 8, 64)}
+            for serve in serves.values():
+                serve.wait_ready()
+            default = serves["durable"]
+            rates = {clients: request_rates(default, clients) for clients in (1, 8, 64)}
             deadline = time.time() + 600
-            while serve.health_detail()["exporters"]["avro"]["queued"]:  # drained first
+            while default.health_detail()["exporters"]["avro"]["queued"]:  # drained first
                 if time.time() > deadline:
                     raise SystemExit("serve did not drain the request benchmark")
                 time.sleep(0.1)  # polling a condition, with a deadline
-            already = serve.health_detail()["exporters"]["avro"].get(
+            already = dict.fromkeys(serves, 0)
+            already["durable"] = default.health_detail()["exporters"]["avro"].get(
                 "exporter.records.written{collection=inputs}", 0)
             for rows, n in shapes:
-                for mode, label, port in (("grpc", "OTLP gRPC → serve", serve.grpc[1]),
-                                          ("http", "OTLP HTTP → serve", serve.http[1])):
-                    results[(rows, label)] = end_to_end(
-                        mode, f"http://127.0.0.1:{port}", n, rows, serve, already)
-                    already += n
+                for mode in ("grpc", "http"):
+                    for ack, serve in serves.items():  # alternate: the machine's noise hits both
+                        port = serve.grpc[1] if mode == "grpc" else serve.http[1]
+                        label = f"OTLP {mode.upper() if mode == 'http' else 'gRPC'} → serve, {ack} ack"
+                        results[(rows, label)] = end_to_end(
+                            mode, f"http://127.0.0.1:{port}", n, rows, serve, already[ack])
+                        already[ack] += n
         finally:
-            serve.stop()
+            for serve in serves.values():
+                serve.stop()
     for rows, n in shapes:
         print(f"\nEnd to end, {n:,} records of {rows}-row frames, first collect() to stored:")
-        print(f"  {'path':<22} {'records/s':>10} {'before':>7} {'seconds':>8} "
+        print(f"  {'path':<36} {'records/s':>10} {'before':>7} {'seconds':>8} "
               f"{'scoring CPU µs/rec':>19} {'serve CPU µs/rec':>17} {'collect() µs':>13} "
               f"{'dropped':>8}")
         for (shape, path), r in results.items():
@@ -303,7 +319,7 @@ def main() -> None:
                 continue
             serve_cpu = f"{r['serve_cpu_us']:>17.1f}" if r["serve_cpu_us"] else f"{'-':>17}"
             before = BEFORE.get((shape, path))
-            print(f"  {path:<22} {r['records_per_s']:>10,.0f} "
+            print(f"  {path:<36} {r['records_per_s']:>10,.0f} "
                   f"{before if before else '-':>7} {r['seconds']:>8.2f} "
                   f"{r['cpu_us']:>19.1f} {serve_cpu} {r['collect_us']:>13.1f} "
                   f"{r['dropped']:>8}")
@@ -317,6 +333,14 @@ def main() -> None:
                   f"{r['records_per_s']:>10,.0f} {r['retry_share']:>11.0%} {r['other']:>6.0f}")
     print("\nscoring CPU: the scoring process's CPU per record for collect + batching + "
           "conversion or encoding + sending. Over OTLP, conversion and storage run in serve.")
+    print("memory ack: serve answers once records are queued in memory (service.wal.enabled: "
+          "false); durable ack: once they are fsynced in its write-ahead log (the default).")
+    for rows, _ in shapes:
+        for mode in ("gRPC", "HTTP"):
+            memory = results[(rows, f"OTLP {mode} → serve, memory ack")]["records_per_s"]
+            durable = results[(rows, f"OTLP {mode} → serve, durable ack")]["records_per_s"]
+            print(f"  {rows}-row frames over {mode}: durable ack at {durable / memory:.0%} of "
+                  "memory ack")
 
 
 if __name__ == "__main__":

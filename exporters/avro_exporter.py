@@ -32,13 +32,15 @@ from .avro_schema import (
     SHAPE_PAYLOAD,
     SHAPE_TABULAR,
     Envelope,
+    fingerprint,
     payload_schema,
 )
 from .partitioning import ROLLING_DEPTH, ROLLING_SPAN_US, partition_dir, safe_segment
 from .payload_rows import body_bytes, log_record_document, payload_row, str_or_none
+from .schema_store import publish_quietly, read_reader_schema
 from .storage import Storage, StorageError, open_storage
 from .storage.spool import SpoolFull
-from .tabular import convert_frames, to_frame
+from .tabular import TabularBatch, convert_frames, to_frame
 from .telemetry import LimitedLog, Tally
 
 _log = logging.getLogger(__name__)
@@ -62,6 +64,11 @@ def _reason(error: BaseException) -> str:
 def _record_name(collection: str) -> str:
     name = re.sub(r"[^A-Za-z0-9_]", "_", collection)
     return name if not name[:1].isdigit() else "_" + name
+
+
+def _collection_of(directory: str) -> str:
+    """The collection folder (``endpoint/deployment/collection/``) of a partition folder."""
+    return "/".join(directory.split("/")[:3]) + "/"
 
 
 class AvroLogExporter(LogRecordExporter):
@@ -127,6 +134,10 @@ class AvroLogExporter(LogRecordExporter):
             ),
         )
         self.tally = Tally("otel_collector_ext.exporters.avro", "otel_collector_ext.avro")
+        # Per collection folder: the schema last written (typing state) and the
+        # fingerprint last published. A collection's schema only widens.
+        self._schemas: dict[str, dict[str, Any] | None] = {}
+        self._published: dict[str, str] = {}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -244,6 +255,39 @@ class AvroLogExporter(LogRecordExporter):
         self.storage.put(path, data)
         return path
 
+    def _known_schema(self, directory: str) -> dict[str, Any] | None:
+        """The schema the collection of `directory` was last written with; the first time,
+        the one published in storage (by an earlier run or another replica)."""
+        prefix = _collection_of(directory)
+        if prefix not in self._schemas:
+            try:
+                self._schemas[prefix] = read_reader_schema(self.storage, prefix)
+            except (StorageError, OSError) as e:
+                _log.warning("reading the published schema of %s failed: %s", prefix, e)
+                self._schemas[prefix] = None
+        return self._schemas[prefix]
+
+    def _convert(
+        self,
+        directory: str,
+        collection: str,
+        frames: list[Any],
+        envelopes: list[Envelope],
+        *,
+        object_dtypes: list[str | None] | None = None,
+    ) -> TabularBatch:
+        """Convert against the collection's schema, which becomes the result's."""
+        converted = convert_frames(frames, envelopes, _record_name(collection),
+                                   self._known_schema(directory), object_dtypes=object_dtypes)
+        self._schemas[_collection_of(directory)] = converted.schema
+        for column, count in converted.mismatched.items():
+            self.tally.add("values.mismatched", count, collection=collection)
+            _limited.warning(f"mismatch:{collection}:{column}",
+                             "collection %s: %d value(s) of column %r do not fit its type; "
+                             "kept as JSON text in %r", collection, count, column,
+                             column + "__mismatch")
+        return converted
+
     def _write_tabular(
         self,
         directory: str,
@@ -252,15 +296,14 @@ class AvroLogExporter(LogRecordExporter):
         frames: list[Any],
         envelopes: list[Envelope],
     ) -> bool:
-        name = _record_name(collection)
         try:
-            converted = convert_frames(frames, envelopes, name)
+            converted = self._convert(directory, collection, frames, envelopes)
         except Exception:
             # Find the bad frames one by one; write the good ones.
             ok = True
             for frame, envelope in zip(frames, envelopes, strict=True):
                 try:
-                    one = convert_frames([frame], [envelope], name)
+                    one = self._convert(directory, collection, [frame], [envelope])
                 except Exception as e:
                     self._drop(1, "conversion_failed", e, collection)
                     continue
@@ -279,16 +322,22 @@ class AvroLogExporter(LogRecordExporter):
         envelopes: list[Envelope],
     ) -> bool:
         """Dict rows (same keys) as one frame, typed as one-row frames would be and merged:
-        pandas' inference per column, and object where a None appears (as a lone None's
-        frame would make it), so both paths write the same schema and values."""
+        pandas' inference per column, object where a None appears (as a lone None's
+        frame would make it) recording the dtype of the other values, so both paths
+        write the same schema and values."""
         try:
             columns: dict[Any, Any] = {}
+            dtypes: list[str | None] = []
             for key in rows[0]:
                 values = [row[key] for row in rows]
-                has_none = any(v is None for v in values)
+                present = [v for v in values if v is not None]
+                has_none = len(present) < len(values)
                 columns[key] = pd.Series(values, dtype=object) if has_none else values
+                # What a row without the None records, so that batching changes no schema.
+                dtypes.append(str(pd.Series(present).dtype) if has_none and present else None)
             frame = pd.DataFrame(columns)
-            converted = convert_frames([frame], envelopes[:1], _record_name(collection))
+            converted = self._convert(directory, collection, [frame], envelopes[:1],
+                                      object_dtypes=dtypes)
             for datum, envelope in zip(converted.rows, envelopes, strict=True):
                 datum.update(envelope.fields(0))
         except Exception:  # an odd value somewhere: convert row by row, dropping bad ones
@@ -344,7 +393,14 @@ class AvroLogExporter(LogRecordExporter):
                                records=count)
         self.tally.add("records.written", count, collection=collection)
         self.tally.add("rows.written", len(rows), collection=collection)
+        self._publish(directory, schema)
         return True
+
+    def _publish(self, directory: str, schema: Mapping[str, Any]) -> None:
+        prefix = _collection_of(directory)
+        fp = fingerprint(dict(schema))
+        if self._published.get(prefix) != fp and publish_quietly(self.storage, prefix, schema):
+            self._published[prefix] = fp
 
     def _drop(self, count: int, reason: str, error: BaseException, collection: str | None) -> None:
         self.tally.add("records.dropped", count, reason=reason,

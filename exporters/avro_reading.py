@@ -27,7 +27,8 @@ import fastavro
 import pandas as pd
 
 from .avro_schema import ENVELOPE_NAMES, META_SHAPE, NAMESPACE, SHAPE_PAYLOAD
-from .tabular import ATTR_ORIGINAL_NAME, ATTR_PANDAS_DTYPE, restore_frames
+from .schema_evolution import fit
+from .tabular import ATTR_ORIGINAL_NAME, ATTR_PANDAS_DTYPE, restore_frame, restore_frames
 
 MAGIC = b"Obj\x01"
 SYNC_SIZE = 16
@@ -242,13 +243,35 @@ def _headers_as_dicts(records: list[dict[str, Any]]) -> None:
             record["headers"] = {h["name"]: h["value"] for h in headers}
 
 
-def frame_from_containers(containers: Iterable[Container]) -> pd.DataFrame:
+def reads_all(reader_schema: dict[str, Any] | None, headers: Iterable[Header]) -> bool:
+    """Whether `reader_schema` (a collection's published one) reads every column of
+    these tabular files (it may lag behind a writer that could not publish)."""
+    if reader_schema is None:
+        return False
+    fields = {f["name"]: f for f in reader_schema.get("fields", ())}
+    return all(
+        h.shape != SHAPE_PAYLOAD and all(
+            f["name"] in fields and fit(fields[f["name"]], f) in ("same", "cast_double")
+            for f in h.schema["fields"] if f["name"] not in ENVELOPE_NAMES)
+        for h in headers
+    )
+
+
+def frame_from_containers(
+    containers: Iterable[Container], reader_schema: dict[str, Any] | None = None
+) -> pd.DataFrame:
     """One DataFrame from the files of one collection, whatever their schemas and shapes.
 
-    Files with the same schema are decoded as one part; parts are combined by
+    With the collection's published `reader_schema` (``_schema/latest.avsc``) and
+    tabular files it reads, every record is restored with that one schema (the
+    collection's newest types and dtypes). Otherwise files with the same schema
+    are decoded as one part; parts are combined by
     `exporters.tabular.restore_frames` (union of columns, promotion, nulls for
     missing). Row order: by file, then within a file; callers sort as they need.
     """
+    containers = list(containers)
+    if reader_schema is not None and reads_all(reader_schema, (c.header for c in containers)):
+        return restore_frame([r for c in containers for r in c.records], reader_schema)
     groups: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
     for c in containers:
         if c.header.shape == SHAPE_PAYLOAD:

@@ -27,7 +27,9 @@ object                        decided from the non-null values: all str ->
                               all date -> date, all time -> time-micros, all
                               Decimal -> bytes decimal(38, max scale seen), all
                               bytes -> bytes, all timedelta -> timedelta-micros,
-                              all null -> string; anything else (lists, dicts,
+                              all null -> no type yet (the column's known
+                              type, else listed in ``nullColumns``);
+                              anything else (lists, dicts,
                               tuples, arrays, mixed types, ints beyond 64 bits)
                               -> JSON text with ``encoding: "json"``
 other extension dtypes        converted through object as above; read-back
@@ -60,7 +62,14 @@ Several frames in one batch share one schema: their columns are concatenated
 first, with pandas' promotion when a column's dtypes differ (int + float ->
 float64, most other mixes -> object, e.g. all-None object + str), and the
 Avro type is chosen from the result (an object column of str and None is
-still an Avro string).
+still an Avro string; parts holding only nulls do not change the recorded
+dtype).
+
+Across batches, a collection's schema is state: `convert_frames` types each
+batch against the schema the collection was last written with (`known`), so
+values that fit keep the known type, a column only widens as Avro resolution
+reads (long -> double, a field added), and what does not fit goes to a
+``<name>__mismatch`` JSON text field (rules: `exporters.schema_evolution`).
 
 Read-back (`restore_frame`) uses ``pandasDtype`` to rebuild each column: a
 numpy int/bool column that holds nulls becomes Int64/boolean; a dtype this
@@ -75,6 +84,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import dataclasses
 import datetime as dt
 import decimal
 import functools
@@ -99,6 +109,13 @@ from exporters.avro_schema import (
     TIME,
     TRACE_ID,
     Envelope,
+)
+from exporters.schema_evolution import (
+    ATTR_MISMATCH_OF,
+    ATTR_NULL_COLUMNS,
+    MISMATCH_SUFFIX,
+    fit,
+    null_columns,
 )
 
 __all__ = [
@@ -325,7 +342,7 @@ def _original_name_attrs(name: Any) -> tuple[str, dict[str, str]]:
 
 
 def _restore_name(field: Mapping[str, Any]) -> Any:
-    text = field.get(ATTR_ORIGINAL_NAME, field["name"])
+    text = field[ATTR_ORIGINAL_NAME] if ATTR_ORIGINAL_NAME in field else field["name"]
     kind = field.get(ATTR_ORIGINAL_NAME_TYPE)
     try:
         if kind == "int":
@@ -356,10 +373,16 @@ class TabularBatch:
 
     schema: dict  # Avro record schema (a plain dict, fastavro.parse_schema-able)
     rows: list[dict]  # Avro datums, in order
+    mismatched: dict[str, int] = dataclasses.field(default_factory=dict)  # column -> values set aside
 
 
 def convert_frames(
-    frames: Sequence[pd.DataFrame], envelopes: Sequence[Envelope], record_name: str
+    frames: Sequence[pd.DataFrame],
+    envelopes: Sequence[Envelope],
+    record_name: str,
+    known: Mapping[str, Any] | None = None,
+    *,
+    object_dtypes: Sequence[str | None] | None = None,
 ) -> TabularBatch:
     """Convert frames with the same column names into Avro datums sharing one schema.
 
@@ -367,6 +390,12 @@ def convert_frames(
     for the whole batch: per-frame pandas calls are what makes small frames slow.
     Frames whose column names differ (not expected from the exporter) are
     aligned on the union of names, missing values being null.
+
+    `known` is the schema the collection was last written with: columns are typed
+    against it (`_SchemaFitter`), so the result is `known` itself or a widening of
+    it. `object_dtypes` (by column position): the pandas dtype an object column
+    records instead of ``object`` (for dict rows: the dtype of the values without
+    their nulls, which is what a row without a null would record).
     """
     if len(frames) != len(envelopes):
         raise ValueError(f"{len(frames)} frames but {len(envelopes)} envelopes")
@@ -389,28 +418,203 @@ def convert_frames(
         gathered = [_with_dtype(combined.iloc[:, j].array) for j in range(len(columns))]
 
     names = _name_fields(tuple((type(n), n) for n in columns))
-    fields = copy.deepcopy(ENVELOPE_FIELDS)
-    values: list[list[Any]] = []
-    for (field_name, name_attrs), (arr, pd_dtype) in zip(names, gathered, strict=True):
+    fitter = _SchemaFitter(known, record_name)
+    for j, ((field_name, name_attrs), (arr, pd_dtype)) in enumerate(
+            zip(names, gathered, strict=True)):
         avro_type, attrs, vals = _convert_column(arr)
+        if object_dtypes is not None and object_dtypes[j] and pd_dtype == "object":
+            pd_dtype = object_dtypes[j]
         field = {"name": field_name, "type": ["null", avro_type], "default": None}
         field.update(name_attrs)
         field[ATTR_PANDAS_DTYPE] = pd_dtype
         field.update(attrs)
-        fields.append(field)
-        values.append(vals)
+        fitter.add(field, avro_type is None, vals, arr)
+    schema, field_names, values = fitter.result()
+    return TabularBatch(schema=schema, rows=_build_rows(envelopes, lengths, field_names, values),
+                        mismatched=fitter.mismatched)
 
-    schema = {"type": "record", "name": record_name, "namespace": NAMESPACE, "fields": fields}
-    return TabularBatch(schema=schema, rows=_build_rows(envelopes, lengths, names, values))
+
+class _SchemaFitter:
+    """Types the columns of one batch against the collection's known schema.
+
+    Rules (see `exporters.schema_evolution`): a column keeps its known type when
+    its values fit (all nulls, ints into a double column); it widens long ->
+    double; a new column is added; a column with only nulls and no known type is
+    listed in ``nullColumns``. A value that fits neither way is written null in
+    its column and kept as JSON text in the column's mismatch field
+    (``<name>__mismatch``, attribute ``mismatchOf``), and counted.
+    """
+
+    def __init__(self, known: Mapping[str, Any] | None, record_name: str) -> None:
+        self.known = known
+        self.record_name = record_name
+        known_fields = [f for f in (known or {}).get("fields", ()) if "originalName" in f]
+        self.fields: list[dict[str, Any]] = [copy.deepcopy(f) for f in known_fields]
+        self.values: dict[str, list[Any] | None] = {f["name"]: None for f in self.fields}
+        # Keyed by (original name, its type, occurrence): duplicate column names stay apart.
+        self.by_key: dict[tuple[Any, ...], int] = {}
+        self.key_of: dict[str, tuple[Any, ...]] = {}
+        self.known_count: dict[tuple[Any, Any], int] = {}
+        for i, f in enumerate(self.fields):
+            key = self._occurrence(_field_key(f), self.known_count)
+            self.by_key[key] = i
+            self.key_of[f["name"]] = key
+        self.batch_count: dict[tuple[Any, Any], int] = {}
+        self.used = set(ENVELOPE_NAMES) | {f["name"] for f in self.fields}
+        self.nulls: dict[tuple[Any, ...], dict[str, Any]] = {}
+        # Columns in the order they first appeared, typed or not: a column typed later
+        # takes its place, so the field order does not depend on batch boundaries.
+        self.order: list[tuple[Any, ...]] = list(self.by_key)
+        for c in sorted(null_columns(known), key=lambda c: c.get(_POSITION, 0)):
+            key = (*_field_key(c), 0)
+            self.nulls[key] = {k: v for k, v in c.items() if k != _POSITION}
+            self.order.insert(min(int(c.get(_POSITION, 0)), len(self.order)), key)
+        self.ordered = set(self.order)
+        self.mismatched: dict[str, int] = {}
+        self.length: int | None = None
+
+    def add(self, field: dict[str, Any], unknown: bool, vals: list[Any], arr: Any) -> None:
+        self.length = len(vals)
+        key = self._occurrence(_field_key(field), self.batch_count)
+        if key not in self.ordered:
+            self.order.append(key)
+            self.ordered.add(key)
+        at = self.by_key.get(key)
+        if at is None:
+            if unknown:  # nulls only, never typed: no field yet
+                self.nulls.setdefault(key, _null_column(field))
+                return
+            self.nulls.pop(key, None)
+            field["name"] = self._free_name(field["name"])
+            self._append(field, vals)
+            return
+        known = self.fields[at]
+        if unknown or all(v is None for v in vals):
+            self.values[known["name"]] = vals
+            return
+        how = fit(known, field)
+        if how == "same":
+            self.values[known["name"]] = vals
+        elif how == "cast_double":
+            self.values[known["name"]] = [None if v is None else float(v) for v in vals]
+        elif how == "widen":
+            self.fields[at] = {**field, "name": known["name"]}
+            self.values[known["name"]] = vals
+        else:
+            self._fit_each(at, arr)
+
+    def _fit_each(self, at: int, arr: Any) -> None:
+        """Value by value: what fits (or widens) stays, the rest goes to the mismatch field."""
+        current = self.fields[at]
+        objects = pd.Series(arr, copy=False).to_numpy(dtype=object)
+        out: list[Any] = [None] * len(objects)
+        rejected: list[Any] = [None] * len(objects)
+        bad = 0
+        one = np.empty(1, dtype=object)
+        for i, v in enumerate(objects):
+            if _is_missing(v):
+                continue
+            one[0] = v
+            avro_type, attrs, (val,) = _convert_column(one)
+            how = fit(current, {"type": ["null", avro_type], **attrs})
+            if how == "widen":
+                current = {**current, "type": ["null", avro_type]}
+                out = [None if x is None else float(x) for x in out]
+            if how is None:
+                rejected[i] = _json_dumps(v)
+                bad += 1
+            else:
+                out[i] = float(val) if how in ("cast_double", "widen") else val
+        self.fields[at] = current
+        self.values[current["name"]] = out
+        if bad:
+            self._mismatch(current, rejected, bad)
+
+    def _mismatch(self, of: dict[str, Any], texts: list[Any], count: int) -> None:
+        original = str(of.get(ATTR_ORIGINAL_NAME, of["name"]))
+        self.mismatched[original] = self.mismatched.get(original, 0) + count
+        name_attrs = {ATTR_ORIGINAL_NAME: original + MISMATCH_SUFFIX}
+        key = (*_field_key(name_attrs), 0)
+        at = self.by_key.get(key)
+        if at is not None:
+            self.values[self.fields[at]["name"]] = texts
+            return
+        self._append({
+            "name": self._free_name(of["name"] + MISMATCH_SUFFIX),
+            "type": ["null", "string"], "default": None, **name_attrs,
+            ATTR_PANDAS_DTYPE: "object", ATTR_ENCODING: ENCODING_JSON,
+            ATTR_MISMATCH_OF: of["name"],
+        }, texts)
+
+    def _append(self, field: dict[str, Any], vals: list[Any]) -> None:
+        key = self._occurrence(_field_key(field), self.known_count)
+        self.by_key[key] = len(self.fields)
+        self.key_of[field["name"]] = key
+        if key not in self.ordered:
+            self.order.append(key)
+            self.ordered.add(key)
+        self.fields.append(field)
+        self.used.add(field["name"])
+        self.values[field["name"]] = vals
+
+    @staticmethod
+    def _occurrence(name_key: tuple[Any, Any], counts: dict[tuple[Any, Any], int]) -> tuple:
+        k = counts.get(name_key, 0)
+        counts[name_key] = k + 1
+        return (*name_key, k)
+
+    def _free_name(self, name: str) -> str:
+        if name not in self.used:
+            return name
+        k = 2
+        while f"{name}__{k}" in self.used:
+            k += 1
+        return f"{name}__{k}"
+
+    def result(self) -> tuple[dict[str, Any], list[str], list[list[Any]]]:
+        n = self.length or 0
+        rank = {key: i for i, key in enumerate(self.order)}
+        self.fields.sort(key=lambda f: rank[self.key_of[f["name"]]])
+        names = [f["name"] for f in self.fields]
+        values = [v if v is not None else [None] * n
+                  for v in (self.values[name] for name in names)]
+        schema: dict[str, Any] = {
+            "type": "record", "name": self.record_name, "namespace": NAMESPACE,
+            "fields": copy.deepcopy(ENVELOPE_FIELDS) + self.fields,
+        }
+        if self.nulls:  # each with its place among all the columns
+            schema[ATTR_NULL_COLUMNS] = [
+                {**column, _POSITION: rank[key]}
+                for key, column in sorted(self.nulls.items(), key=lambda kv: rank[kv[0]])
+            ]
+        return schema, names, values
+
+
+_POSITION = "position"  # of a null column among all the columns (nullColumns entries)
+
+
+def _field_key(field: Mapping[str, Any]) -> tuple[Any, Any]:
+    return field.get(ATTR_ORIGINAL_NAME), field.get(ATTR_ORIGINAL_NAME_TYPE)
+
+
+def _null_column(field: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: field[k] for k in (ATTR_ORIGINAL_NAME, ATTR_ORIGINAL_NAME_TYPE, ATTR_PANDAS_DTYPE)
+            if k in field}
+
+
+def _is_missing(v: Any) -> bool:
+    try:
+        return v is None or bool(pd.isna(v))
+    except (TypeError, ValueError):  # lists, arrays: a value
+        return False
 
 
 def _build_rows(
     envelopes: Sequence[Envelope],
     lengths: Sequence[int],
-    names: Sequence[tuple[str, dict]],
+    field_names: Sequence[str],
     values: list[list[Any]],
 ) -> list[dict]:
-    field_names = [n for n, _ in names]
     row_values = zip(*values, strict=True) if values else None
     rows = []
     append = rows.append
@@ -535,7 +739,11 @@ def _concat_column(parts: list[Any]) -> _Column:
             return merged, str(merged.dtype)
     # Differing dtypes: pandas' own promotion (int+float -> float, else object).
     combined = pd.concat([pd.Series(p, copy=False) for p in parts], ignore_index=True).array
-    return _with_dtype(combined)
+    arr, dtype = _with_dtype(combined)
+    # Parts holding only nulls do not vote: the dtype is the one of the parts with values,
+    # as a batch of just those would record (batch boundaries must not change the schema).
+    voters = {str(p.dtype) for p in parts if not bool(np.all(pd.isna(p)))}
+    return arr, voters.pop() if len(voters) == 1 and dtype == "object" else dtype
 
 
 def _categorical_objects(parts: list[pd.Categorical]) -> np.ndarray:
@@ -626,7 +834,7 @@ def _convert_objects(arr: np.ndarray) -> tuple[Any, dict[str, Any], list[Any]]:
     has_null = bool(mask.any())
     nonnull = arr[~mask] if has_null else arr
     if not len(nonnull):
-        return "string", {}, [None] * len(arr)
+        return None, {}, [None] * len(arr)  # no type yet: the known one, or none
     kind = infer_dtype(nonnull, skipna=False)
     avro_type: Any
     attrs: dict[str, Any] = {}
@@ -792,6 +1000,12 @@ def restore_frame(records: Iterable[dict], schema: dict) -> pd.DataFrame:
         else:
             columns.append(_restore_name(field))
             arrays.append(_restore_column(values, field))
+    envelope = sum(1 for f in fields if f["name"] in ENVELOPE_NAMES and ATTR_ORIGINAL_NAME not in f)
+    nulls = sorted(schema.get(ATTR_NULL_COLUMNS) or (), key=lambda c: c.get(_POSITION, 0))
+    for column in nulls:  # columns that held nulls only, back in their place
+        at = min(envelope + int(column.get(_POSITION, len(columns))), len(columns))
+        columns.insert(at, _restore_name(column))
+        arrays.insert(at, _to_dtype([None] * len(records), column.get(ATTR_PANDAS_DTYPE), True))
     return _assemble(columns, arrays, len(records))
 
 

@@ -261,7 +261,13 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def flush(timeout_millis: int = 30000) -> bool:
-    """Write everything collected so far to storage; False if it did not finish in time."""
+    """Write everything collected before this call to storage (or the durable Blob spool).
+
+    True only if all of it is stored; False if any of it was dropped (queue full, disk
+    full, spool full, a storage error, a record that could not be converted; `stats()`
+    counts each by collection and reason) or if it did not finish within the timeout.
+    Each loss is reported once: to the calls made after the record was collected, up
+    to the first of them that returns."""
     pipeline = _current
     return True if pipeline is None or pipeline.closed else pipeline.flush(timeout_millis)
 

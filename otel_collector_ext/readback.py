@@ -22,6 +22,8 @@ import pandas as pd
 
 from exporters.avro_reading import Container, frame_from_containers, read_tolerant
 from exporters.avro_schema import CORRELATION_ID, MODEL_VERSION, ROW, SPAN_ID, TIME, TRACE_ID
+from exporters.partitioning import collection_prefix
+from exporters.schema_store import read_reader_schema
 from exporters.storage import Storage, open_storage
 
 from .reading.catalog import list_collection
@@ -177,8 +179,10 @@ def load(
 
     `start` (inclusive) and `end` (exclusive) filter on the event time; naive
     times are UTC. Only partitions that overlap the range are listed and read.
-    Rows come ordered by event time. Files written with different schemas load
-    into one frame (rules: `exporters.tabular.restore_frames`). A collection
+    Rows come ordered by event time. Files are read with the collection's published
+    schema (``_schema/latest.avsc``), so columns have the collection's newest types;
+    files it does not describe (written before it existed) load into one frame by
+    the rules of `exporters.tabular.restore_frames`. A collection
     with no data gives an empty frame with the envelope columns.
 
     `engine="dask"` returns a lazy Dask DataFrame over the same files (one
@@ -194,15 +198,19 @@ def load(
     with _storage(destination, storage_options) as storage:
         listing = list_collection(storage, endpoint, deployment, collection, lo, hi)
         warn_problems(listing.skipped)
+        reader_schema = read_reader_schema(
+            storage, collection_prefix(endpoint, deployment, collection))
         if engine == "dask":
             if isinstance(destination, Storage):
                 raise TypeError("engine='dask' needs the destination as a string (for fsspec)")
             from .reading.dask_engine import dask_frame
 
-            return dask_frame(destination, storage_options, listing.files, lo, hi, workers=workers)
+            return dask_frame(destination, storage_options, listing.files, lo, hi, workers=workers,
+                              reader_schema=reader_schema)
         fetched = fetch(storage, listing.files, _decode, workers=workers, progress=progress,
                         description=collection)
-        frame = in_range(frame_from_containers(c for _, c in fetched.results), lo, hi)
+        frame = in_range(frame_from_containers((c for _, c in fetched.results), reader_schema),
+                         lo, hi)
         if fetch_bodies:
             frame = _with_bodies(storage, frame, workers)
     warn_problems(fetched.problems)

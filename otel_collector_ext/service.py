@@ -2,12 +2,14 @@
 
 The scoring side keeps only the cheap part (collect, batch, OTLP export); this
 process decodes, converts and stores, with the same exporters as the in-process
-path. A request is acknowledged only once its records are in the exporters'
-queues; a full queue answers "retry later" (gRPC UNAVAILABLE, HTTP 503) instead
-of dropping. On SIGTERM the service stops accepting, finishes requests in
-progress, drains the queues, flushes storage, then exits: whatever it
-acknowledged is stored. The whole shutdown is bounded: past `shutdown_timeout`
-+ STOP_MARGIN_SECONDS the process exits 1 anyway, logging what was not stored.
+path. A request is acknowledged only once its records are durable: for the Avro
+exporters, fsynced in a write-ahead log that a restart replays exactly once
+(`service_wal`); for the others, in their queues. A full log or queue answers
+"retry later" (gRPC UNAVAILABLE, HTTP 503) instead of dropping. On SIGTERM the
+service stops accepting, finishes requests in progress, drains the queues,
+flushes storage, then exits. The whole shutdown is bounded: past
+`shutdown_timeout` + STOP_MARGIN_SECONDS the process exits 1 anyway, logging what
+was not stored (the write-ahead log keeps it for the next start).
 """
 
 from __future__ import annotations
@@ -20,29 +22,34 @@ import socket
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.sdk._logs import ReadableLogRecord
 
 from exporters.registry import create_exporter
+from exporters.storage import StorageError
 from exporters.telemetry import LimitedLog
 
 from . import attributes as A
 from .processor import BatchingProcessor, payload_size
 from .receiver.admission import Admission
 from .receiver.core import BearerAuth, Busy, Receiver, Rejected
+from .receiver.decode import decode_request
 from .receiver.grpc_server import GrpcReceiverServer
 from .receiver.http_server import HttpReceiverServer
 from .service_config import (
     ServiceConfig,
     ServiceConfigError,
+    WalSettings,
     batch_settings,
     load_service_config,
     parse_service_config,
 )
 from .service_processors import RecordProcessor, build_processor
+from .service_wal import DurableQueue, decode_entry, default_wal_dir, durable_exporter, encode_entry
 
 _log = logging.getLogger("otel_collector_ext.service")
 _limited = LimitedLog(_log)
@@ -52,20 +59,42 @@ RECEIVER_GRACE_SECONDS = 5.0
 STOP_MARGIN_SECONDS = 5.0  # past shutdown_timeout, serve exits whatever it is doing
 
 
+def _durable(spec: Mapping[str, Any], wal: WalSettings) -> bool:
+    return wal.enabled and spec.get("type", "avro") == "avro"
+
+
 class _Exporter:
-    """One configured exporter behind its bounded queue."""
+    """One configured exporter behind its bounded queue (write-ahead logged for storage)."""
 
     def __init__(self, name: str, spec: Mapping[str, Any], *, max_queue_size: int,
-                 send_batch_size: int, timeout_millis: int) -> None:
+                 send_batch_size: int, timeout_millis: int, wal: WalSettings) -> None:
         self.name = name
-        try:
-            self.exporter = create_exporter(spec, key=f"exporters.{name}")
-        except ValueError as e:
-            raise ServiceConfigError(str(e)) from None
         self.max_queue = max_queue_size
-        self.queue = BatchingProcessor(self.exporter, max_queue_size=max_queue_size,
-                                       max_export_batch_size=send_batch_size,
-                                       schedule_delay_millis=timeout_millis)
+        key = f"exporters.{name}"
+
+        def create(spec: Mapping[str, Any]) -> Any:
+            try:
+                return create_exporter(spec, key=key)
+            except ValueError as e:
+                raise ServiceConfigError(str(e)) from None
+
+        self.durable: DurableQueue | None = None
+        if _durable(spec, wal):
+            base = Path(wal.directory).expanduser() if wal.directory else default_wal_dir()
+            try:
+                self.exporter, storage, log, lock_fd = durable_exporter(
+                    spec, base, wal.max_bytes, create)
+            except (ValueError, OSError) as e:
+                raise ServiceConfigError(f"{key}: {e}") from None
+            self.queue: BatchingProcessor | DurableQueue = DurableQueue(
+                self.exporter, storage, log, lock_fd, max_queue_size=max_queue_size,
+                send_batch_size=send_batch_size, timeout_millis=timeout_millis)
+            self.durable = self.queue
+        else:
+            self.exporter = create(spec)
+            self.queue = BatchingProcessor(self.exporter, max_queue_size=max_queue_size,
+                                           max_export_batch_size=send_batch_size,
+                                           schedule_delay_millis=timeout_millis)
         # Exporters that store only some records (Avro: inference records) say which.
         self.stores: Callable[[ReadableLogRecord], bool] = getattr(
             self.exporter, "stores", lambda record: True)
@@ -97,8 +126,9 @@ class _Route:
     def __init__(self, service: Service, receiver: str) -> None:
         self.service, self.receiver = service, receiver
 
-    def accept(self, records: Sequence[ReadableLogRecord]) -> Rejected | None:
-        return self.service.accept(self.receiver, records)
+    def accept(self, records: Sequence[ReadableLogRecord],
+               request: ExportLogsServiceRequest | None = None) -> Rejected | None:
+        return self.service.accept(self.receiver, records, request)
 
 
 class Service:
@@ -116,7 +146,8 @@ class Service:
             for name, batch in settings.items():
                 self.exporters[name] = _Exporter(
                     name, config.exporters[name], max_queue_size=batch.max_queue_size,
-                    send_batch_size=batch.send_batch_size, timeout_millis=batch.timeout_millis)
+                    send_batch_size=batch.send_batch_size, timeout_millis=batch.timeout_millis,
+                    wal=config.wal)
         except Exception:
             self._close_exporters()
             raise
@@ -143,9 +174,11 @@ class Service:
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
-        """Bind and serve every receiver (and the health check); OSError if a port is taken."""
+        """Replay the write-ahead logs, then bind and serve every receiver (and the health
+        check); OSError if a port is taken."""
         _check_ports_free(self._endpoints())
         try:
+            self._replay()
             for name, receiver in self.receivers.items():
                 rc = self.config.receivers[name]
                 if rc.grpc is not None:
@@ -187,6 +220,32 @@ class Service:
             out.append(("health_check", hc.host, hc.port))
         return out
 
+    def _replay(self) -> None:
+        """Queue again what a previous process acknowledged and did not store."""
+        for slot in self.exporters.values():
+            if slot.durable is None:
+                continue
+            count = slot.durable.replay(lambda body, slot=slot: self._replayed(body, slot),
+                                        _payload_bytes)
+            if count:
+                _log.info("exporter %s: replaying %d acknowledged records from the "
+                          "write-ahead log", slot.name, count)
+
+    def _replayed(self, body: bytes, slot: _Exporter) -> list[ReadableLogRecord]:
+        receiver_name, data = decode_entry(body)
+        receiver = self.receivers.get(receiver_name)
+        if receiver is None:
+            _log.error("write-ahead log entry of unknown receiver %r skipped", receiver_name)
+            return []
+        request = ExportLogsServiceRequest.FromString(data)
+        decoded = decode_request(request, max_depth=receiver.limits.max_depth,
+                                 max_records=receiver.limits.max_records)
+        out: list[ReadableLogRecord] = []
+        for pipeline in self.pipelines.get(receiver_name, ()):
+            if slot in pipeline.exporters:
+                out.extend(r for r in pipeline.process(decoded.records) if slot.stores(r))
+        return out
+
     def _add(self, label: str, server: Any) -> None:
         server.start()
         self._servers.append((label, server))
@@ -224,40 +283,64 @@ class Service:
             slot.queue.shutdown()
 
     # -- data path -------------------------------------------------------------------
-    def accept(self, receiver: str,
-               records: Sequence[ReadableLogRecord]) -> Rejected | None:
+    def accept(self, receiver: str, records: Sequence[ReadableLogRecord],
+               request: ExportLogsServiceRequest | None = None) -> Rejected | None:
         """Queue `records` on every pipeline of `receiver`, all or nothing; Busy when full.
 
+        Returns once they are durable: fsynced in the write-ahead log of each Avro
+        exporter (group commit; `request` is what the log keeps), queued for the others.
         Records that no exporter would store (ordinary logs where only Avro exporters
         keep inference records) are not queued but returned as rejected, so the client
         hears of them (OTLP partial success) instead of a full success."""
-        plan: list[tuple[_Exporter, list[ReadableLogRecord]]] = []
+        kept_for: dict[_Exporter, list[ReadableLogRecord]] = {}
         unstored: int | None = None
         for pipeline in self.pipelines.get(receiver, ()):
             kept = pipeline.process(records)
             stored = [False] * len(kept)
             for slot in pipeline.exporters:
                 flags = [slot.stores(r) for r in kept]
-                plan.append((slot, [r for r, f in zip(kept, flags, strict=True) if f]))
+                kept_for.setdefault(slot, []).extend(
+                    r for r, f in zip(kept, flags, strict=True) if f)
                 stored = [a or b for a, b in zip(stored, flags, strict=True)]
             # Another pipeline may store what this one does not: the fewest lost counts.
             lost = stored.count(False)
             unstored = lost if unstored is None else min(unstored, lost)
-        need: Counter[_Exporter] = Counter()
-        need_bytes: Counter[_Exporter] = Counter()
-        for slot, mine in plan:
-            need[slot] += len(mine)
-            need_bytes[slot] += sum(payload_size(r.log_record.body) for r in mine)
+        entry = b""
+        if any(slot.durable is not None and kept for slot, kept in kept_for.items()):
+            if request is None:
+                raise ValueError("a write-ahead logged exporter needs the request")
+            entry = encode_entry(receiver, request.SerializeToString())
+        sizes = {slot: _payload_bytes(kept) for slot, kept in kept_for.items()}
+        logged: list[tuple[DurableQueue, int]] = []
         with self._lock:
             if self._closed:
                 raise Busy(RETRY_AFTER_SECONDS, stopping=True)
-            for slot, n in need.items():
-                if not slot.queue.has_room(n, need_bytes[slot]):
+            for slot, kept in kept_for.items():
+                room = (slot.durable.has_room(len(kept), sizes[slot], len(entry))
+                        if slot.durable is not None else
+                        slot.queue.has_room(len(kept), sizes[slot]))  # type: ignore[union-attr]
+                if not room:
                     raise Busy(RETRY_AFTER_SECONDS)
-            for slot, mine in plan:
-                emit = slot.queue.on_emit
-                for record in mine:
+            for slot, kept in kept_for.items():
+                if not kept:
+                    continue
+                if slot.durable is not None:
+                    try:
+                        logged.append((slot.durable, slot.durable.append(entry, kept, sizes[slot])))
+                    except StorageError as e:
+                        _log.error("exporter %s: cannot write the write-ahead log: %s",
+                                   slot.name, e)
+                        raise Busy(RETRY_AFTER_SECONDS) from None
+                    continue
+                emit = slot.queue.on_emit  # type: ignore[union-attr]
+                for record in kept:
                     emit(record)  # type: ignore[arg-type]  # a ReadableLogRecord is what it queues
+        for durable, position in logged:  # outside the lock: concurrent requests share fsyncs
+            try:
+                durable.wait_durable(position)
+            except StorageError as e:
+                _log.error("cannot sync the write-ahead log: %s", e)
+                raise Busy(RETRY_AFTER_SECONDS) from None
         if not unstored:
             return None
         _limited.warning("not_inference", "%s: rejected %d log record(s) without the %s "
@@ -303,6 +386,10 @@ def _check_ports_free(endpoints: Sequence[tuple[str, str, int]]) -> None:
             reason = e.strerror or str(e)
             raise PortInUse(f"cannot listen on {host}:{port} ({label}): {reason.lower()}; "
                             "is another serve (or another program) using it?") from None
+
+
+def _payload_bytes(records: Sequence[ReadableLogRecord]) -> int:
+    return sum(payload_size(r.log_record.body) for r in records)
 
 
 def run_service(config: Mapping[str, Any] | ServiceConfig) -> Service:

@@ -109,6 +109,15 @@ class BatchSettings:
 
 
 @dataclass(frozen=True)
+class WalSettings:
+    """`service.wal`: the write-ahead log that makes acknowledgements durable."""
+
+    enabled: bool = True
+    directory: str | None = None  # default: $OTEL_COLLECTOR_EXT_WAL_DIR or ~/.local/state/...
+    max_bytes: int = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     name: str
     receivers: tuple[str, ...]
@@ -125,6 +134,7 @@ class ServiceConfig:
     health_check: Endpoint | None = None
     shutdown_timeout: float = 30.0
     log_level: str = "info"
+    wal: WalSettings = WalSettings()
 
 
 # ---------------------------------------------------------------------------
@@ -152,7 +162,8 @@ def parse_service_config(data: Any) -> ServiceConfig:
     _known(data, {"receivers", "processors", "exporters", "extensions", "service"}, "")
     service = data.get("service")
     _mapping(service, "service")
-    _known(service, {"pipelines", "extensions", "shutdown_timeout", "telemetry"}, "service.")
+    _known(service, {"pipelines", "extensions", "shutdown_timeout", "telemetry", "wal"},
+           "service.")
     receivers = {name: _receiver(name, spec) for name, spec in _components(data, "receivers")}
     processors = {name: _processor(name, spec) for name, spec in _components(data, "processors")}
     exporters = {name: _exporter(name, spec) for name, spec in _components(data, "exporters")}
@@ -169,7 +180,7 @@ def parse_service_config(data: Any) -> ServiceConfig:
     if "shutdown_timeout" in service:
         timeout = duration(service["shutdown_timeout"], "service.shutdown_timeout")
     config = ServiceConfig(receivers, processors, exporters, pipelines, health, timeout,
-                           _log_level(service.get("telemetry")))
+                           _log_level(service.get("telemetry")), _wal(service.get("wal")))
     _check_capacity(config)
     return config
 
@@ -448,6 +459,23 @@ def _exporter(name: str, spec: Any) -> dict[str, Any]:
     return {"type": kind, **spec}
 
 
+def _wal(spec: Any) -> WalSettings:
+    if spec is None:
+        return WalSettings()
+    key = "service.wal"
+    _mapping(spec, key)
+    _known(spec, {"enabled", "directory", "max_bytes"}, key + ".")
+    enabled = spec.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ServiceConfigError(f"{key}.enabled must be true or false, not {enabled!r}")
+    directory = spec.get("directory")
+    if directory is not None and (not isinstance(directory, str) or not directory.strip()):
+        raise ServiceConfigError(f"{key}.directory must be a folder path, not {directory!r}")
+    max_bytes = _int(spec.get("max_bytes", WalSettings.max_bytes), key + ".max_bytes",
+                     1024 * 1024, 1 << 40)
+    return WalSettings(enabled, directory, max_bytes)
+
+
 def _health(extensions: Any, enabled: Any) -> Endpoint | None:
     extensions = extensions or {}
     _mapping(extensions, "extensions")
@@ -527,6 +555,13 @@ def batch_settings(config: ServiceConfig) -> dict[str, BatchSettings]:
 
 def _check_capacity(config: ServiceConfig) -> None:
     settings = batch_settings(config)
+    if config.wal.enabled:
+        for name, receiver in config.receivers.items():
+            if 2 * receiver.limits.max_request_bytes > config.wal.max_bytes:
+                raise ServiceConfigError(
+                    f"service.wal.max_bytes: {config.wal.max_bytes} is less than twice the "
+                    f"request size limit of receiver {name} "
+                    f"({receiver.limits.max_request_bytes}); such requests would never fit")
     for pipeline in config.pipelines.values():
         for receiver in pipeline.receivers:
             limit = config.receivers[receiver].limits.max_records

@@ -42,6 +42,14 @@ def pipeline(data_dir: Path) -> Iterator[oce.pipeline.Pipeline]:
     oce.shutdown()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _wal_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`serve`'s write-ahead logs (in-process and child services) under the test's temp dir."""
+    os.environ["OTEL_COLLECTOR_EXT_WAL_DIR"] = str(tmp_path_factory.mktemp("wal"))
+    yield
+    os.environ.pop("OTEL_COLLECTOR_EXT_WAL_DIR", None)
+
+
 @pytest.fixture(autouse=True)
 def _no_leftover_pipeline() -> Iterator[None]:
     """Each test starts as a fresh process would: no pipeline, no counts, not shut down."""

@@ -20,10 +20,10 @@ from .helpers_otlp import free_port, http_get
 class ServeProcess:
     """The collector service in its own process, on free loopback ports."""
 
-    def __init__(self, workdir: Path, destination: Path, *, receiver: dict[str, Any] | None = None,
-                 batch: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-                 exporter: dict[str, Any] | None = None,
-                 shutdown_timeout: str | None = None) -> None:
+    def __init__(self, workdir: Path, destination: Path | str, *,
+                 receiver: dict[str, Any] | None = None, batch: dict[str, Any] | None = None,
+                 env: dict[str, str] | None = None, exporter: dict[str, Any] | None = None,
+                 wal: dict[str, Any] | None = None, shutdown_timeout: str | None = None) -> None:
         self.grpc = ("127.0.0.1", free_port())
         self.http = ("127.0.0.1", free_port())
         self.health = ("127.0.0.1", free_port())
@@ -44,16 +44,27 @@ class ServeProcess:
             "service": {"extensions": ["health_check"], "pipelines": {"logs": {
                 "receivers": ["otlp"], "processors": ["batch"], "exporters": ["avro"]}}},
         }
+        if wal is not None:
+            config["service"]["wal"] = wal
         if shutdown_timeout is not None:
             config["service"]["shutdown_timeout"] = shutdown_timeout
         self.config_path = workdir / "collector.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = workdir / "serve.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in wait()
+        self._env = python_env(**(env or {}))
+        self._spawn()
+
+    def _spawn(self) -> None:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "otel_collector_ext", "serve", "--config",
              str(self.config_path)],
-            cwd=ROOT, env=python_env(**(env or {})), stdout=self._log, stderr=subprocess.STDOUT)
+            cwd=ROOT, env=self._env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def restart(self) -> None:
+        """Start the service again, same configuration and ports (after it exited)."""
+        assert self.process.poll() is not None, "still running"
+        self._spawn()
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -97,6 +97,8 @@ def test_black_hole_in_front_of_blob_drops_nothing_and_delivers_once(
     counts: collections.Counter[int] = collections.Counter()
     names = []
     for blob in container.list_blobs():
+        if "/_schema/" in blob.name:  # the collection's published schemas, not data
+            continue
         names.append(blob.name)
         data = container.download_blob(blob.name).readall()
         counts.update(r["id"] for r in fastavro.reader(io.BytesIO(data)))

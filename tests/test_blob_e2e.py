@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import io
+import json
 import logging
 import os
 import random
@@ -96,6 +97,17 @@ def test_round_trip_over_several_partitions(azurite: Azurite, container_name: st
     # The layout, and every blob is an Avro file any reader opens.
     container = azurite.service().get_container_client(container_name)
     names = [b.name for b in container.list_blobs()]
+    # Each collection's reader schema is published beside its data, through the spool too.
+    schemas = [name for name in names if "/_schema/" in name]
+    names = [name for name in names if "/_schema/" not in name]
+    for collection in ("model_inputs", "model_outputs"):
+        latest = f"data/ep/blue/{collection}/_schema/latest.avsc"
+        assert latest in schemas
+        reader = json.loads(container.get_blob_client(latest).download_blob().readall())
+        for name in names:
+            if f"/{collection}/" in name:
+                data = container.get_blob_client(name).download_blob().readall()
+                assert list(fastavro.reader(io.BytesIO(data), reader_schema=reader))
     hours = "|".join(time.strftime("%Y/%m/%d/%H", time.gmtime(T0 + h * HOUR)) for h in range(4))
     pattern = re.compile(rf"data/ep/blue/model_(inputs|outputs)/({hours})/replica-1\.\d{{4}}\.avro")
     assert names and all(pattern.fullmatch(name) for name in names), names
@@ -243,7 +255,8 @@ def test_restart_during_outage_continues_after_files_written_before(
                                       "spool": False})
     assert sorted(frame["i"]) == list(range(200))
     names = [b.name.rsplit("/", 1)[1]
-             for b in server.service().get_container_client(container_name).list_blobs()]
+             for b in server.service().get_container_client(container_name).list_blobs()
+             if "/_schema/" not in b.name]
     assert sorted(names) == ["replica-1.0000.avro", "replica-1.0001.avro"]
 
 

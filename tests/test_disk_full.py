@@ -115,6 +115,8 @@ def test_blob_spool_on_a_full_disk_while_storage_is_down(
     container = server.service().get_container_client(container_name)
     stored: collections.Counter[int] = collections.Counter()
     for blob in container.list_blobs():
+        if "/_schema/" in blob.name:  # the collection's published schemas, not data
+            continue
         data = container.download_blob(blob.name).readall()
         stored.update(r["id"] for r in fastavro.reader(io.BytesIO(data)))
     assert all(i in stored for i in first + after)

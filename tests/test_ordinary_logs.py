@@ -151,12 +151,14 @@ for i in range(12):
 """
 
 
-def instrumented(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def instrumented(tmp_path: Path, script: Path | None = None, **env: str
+                 ) -> subprocess.CompletedProcess[str]:
     beside = Path(sys.executable).parent / "opentelemetry-instrument"
     instrument = str(beside) if beside.exists() else shutil.which("opentelemetry-instrument")
     assert instrument, "opentelemetry-instrument comes with the [instrument] extra"
-    script = tmp_path / "app.py"
-    script.write_text(LOGGING_APP)
+    if script is None:
+        script = tmp_path / "app.py"
+        script.write_text(LOGGING_APP)
     done = subprocess.run(
         [instrument, sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True,
         timeout=120, env=python_env(OTEL_LOGS_EXPORTER="avro", OTEL_TRACES_EXPORTER="none",
@@ -185,3 +187,17 @@ def test_instrumented_app_keeps_its_logs_when_asked(tmp_path: Path) -> None:
                      collection="app_logs")
     bodies = sorted(json.loads(b)["body"] for b in frame["body"])
     assert bodies == sorted(f"order {i} shipped" for i in range(12))
+
+
+def test_the_documented_otel_logs_example_stores_inputs_and_keeps_its_log_lines(
+        tmp_path: Path) -> None:
+    instrumented(tmp_path, ROOT / "examples" / "otel_logs_app.py",
+                 OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED="true",
+                 OTEL_COLLECTOR_EXT_AVRO_OTHER_LOGS_COLLECTION="app_logs")
+    inputs = oce.load(str(tmp_path / "out"), endpoint="credit-endpoint", deployment="blue",
+                      collection="model_inputs")
+    assert sorted(inputs["age"]) == list(range(30, 40))
+    lines = oce.load(str(tmp_path / "out"), endpoint="default", deployment="default",
+                     collection="app_logs")
+    assert sorted(json.loads(b)["body"] for b in lines["body"]) == sorted(
+        f"scored request {i}" for i in range(10))

@@ -203,3 +203,18 @@ def test_has_room_answers_for_records_and_bytes_alike() -> None:
     assert processor.force_flush(10_000)
     assert processor.has_room(1, 3000)
     provider.shutdown()
+
+
+def test_flush_is_false_when_the_exporter_cannot_flush() -> None:
+    class Unflushable(Recording):
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            super().force_flush(timeout_millis)
+            return False
+
+    exporter = Unflushable()
+    processor = BatchingProcessor(exporter, schedule_delay_millis=60_000)
+    provider, logger = _logger(processor)
+    logger.emit(body="x")
+    assert not processor.force_flush(10_000)
+    assert exporter.bodies == ["x"] and processor.tally.get("export.flush_failures") == 1
+    provider.shutdown()

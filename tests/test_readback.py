@@ -126,8 +126,9 @@ def test_time_range_lists_and_reads_only_partitions_in_range(collected: DataSet)
     frame = oce.load(storage, endpoint=ENDPOINT, deployment=DEPLOYMENT, collection="model_inputs",
                  start=lo, end=hi)
     assert got_rows(frame) == sorted(collected.input_rows(lo, hi))
-    assert storage.listed == ["ep/blue/model_inputs/2026/03/02/"]
-    assert {p.rsplit("/", 2)[-2] for p in storage.read_paths} == {"10", "11"}
+    # The partitions of the range, and the collection's published schemas.
+    assert storage.listed == ["ep/blue/model_inputs/2026/03/02/", "ep/blue/model_inputs/_schema/"]
+    assert {p.rsplit("/", 2)[-2] for p in storage.read_paths} == {"10", "11", "_schema"}
     assert range_prefixes("c/", datetime(2026, 1, 30, 5, tzinfo=UTC), datetime(2026, 4, 2, tzinfo=UTC)) == [
         "c/2026/01/30/", "c/2026/01/31/", "c/2026/02/", "c/2026/03/", "c/2026/04/01/"]
     assert range_prefixes("c/", datetime(2026, 12, 31, 23, tzinfo=UTC), datetime(2027, 1, 1, 1, tzinfo=UTC)) == [

@@ -11,7 +11,7 @@ from otel_collector_ext.receiver.http_server import HttpReceiverServer
 
 
 class Sink:
-    def accept(self, records: object) -> None:
+    def accept(self, records: object, request: object = None) -> None:
         pass
 
 

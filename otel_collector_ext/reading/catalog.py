@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from exporters.partitioning import collection_prefix, safe_segment
+from exporters.schema_store import SCHEMA_DIR
 from exporters.storage import ObjectInfo, Storage
 
 PARTITION_SPAN = {3: timedelta(days=1), 4: timedelta(hours=1), 5: timedelta(minutes=1)}
@@ -54,10 +55,12 @@ class Listing:
 
 def classify(info: ObjectInfo) -> DataFile | str | None:
     """A DataFile for a partition file; a message for an object that is not ours; None for
-    objects we wrote beside the data (large payload bodies)."""
+    objects we wrote beside the data (large payload bodies, published schemas)."""
     parts = info.path.split("/")
     if len(parts) >= 2 and parts[-2].endswith(".bodies") and parts[-1].endswith(".bin"):
         return None
+    if len(parts) == 5 and parts[3] == SCHEMA_DIR and parts[4].endswith(".avsc"):
+        return None  # the collection's published schemas
     if not parts[-1].endswith(".avro"):
         return f"skipped {info.path}: not an .avro file"
     numbers = parts[3:-1]

@@ -34,6 +34,7 @@ from exporters.avro_reading import (
     pandas_schema,
     parse_header,
     read_tolerant,
+    reads_all,
 )
 from exporters.avro_schema import ENVELOPE_FIELDS
 from exporters.tabular import restore_frame, restore_frames
@@ -125,8 +126,10 @@ class ReadPartition:
     """Reads the files of one storage partition (picklable, for Dask workers)."""
 
     def __init__(self, root: str, fs_options: Mapping[str, Any], lo: datetime | None,
-                 hi: datetime | None, meta: pd.DataFrame) -> None:
+                 hi: datetime | None, meta: pd.DataFrame,
+                 reader_schema: dict[str, Any] | None = None) -> None:
         self.root, self.fs_options, self.lo, self.hi, self.meta = root, dict(fs_options), lo, hi, meta
+        self.reader_schema = reader_schema
 
     def __call__(self, paths: Sequence[str]) -> pd.DataFrame:
         fs, _ = _filesystem(self.root, self.fs_options)
@@ -140,7 +143,7 @@ class ReadPartition:
             for problem in container.problems:
                 warnings.warn(f"{path}: {problem}", ReadWarning, stacklevel=2)
             containers.append(container)
-        frame = in_range(frame_from_containers(containers), self.lo, self.hi)
+        frame = in_range(frame_from_containers(containers, self.reader_schema), self.lo, self.hi)
         return conform(frame, self.meta)
 
 
@@ -152,8 +155,10 @@ def dask_frame(
     hi: datetime | None,
     *,
     workers: int | None = None,
+    reader_schema: dict[str, Any] | None = None,
 ) -> Any:
-    """A lazy Dask DataFrame over `files`, one Dask partition per storage partition."""
+    """A lazy Dask DataFrame over `files`, one Dask partition per storage partition;
+    `reader_schema`: the collection's published schema (see `load`)."""
     import dask
     import dask.dataframe as dd
 
@@ -179,7 +184,11 @@ def dask_frame(
     for h in headers.values():
         schema = pandas_schema(h)
         schemas.setdefault(repr(schema), schema)
-    meta = union_meta(list(schemas.values()) or [{"fields": ENVELOPE_FIELDS}])
+    if not reads_all(reader_schema, headers.values()):
+        reader_schema = None
+    # The collection's published schema first: its columns and order, as the eager load.
+    meta = union_meta(([reader_schema] if reader_schema else []) + list(schemas.values())
+                      or [{"fields": ENVELOPE_FIELDS}])
     groups: dict[str, list[str]] = {}
     for f, path in zip(files, paths, strict=True):
         if path in headers:
@@ -187,7 +196,7 @@ def dask_frame(
     if not groups:
         with dask.config.set({"dataframe.convert-string": False}):
             return dd.from_pandas(meta, npartitions=1)
-    reader = ReadPartition(root, fs_options, lo, hi, meta)
+    reader = ReadPartition(root, fs_options, lo, hi, meta, reader_schema)
     # Dask's default turns object columns into strings, which would flatten the dicts,
     # lists and bytes of payload and JSON columns; pandas' own str columns stay as they are.
     with dask.config.set({"dataframe.convert-string": False}):

@@ -67,9 +67,12 @@ class Rejected:
 
 
 class Sink(Protocol):
-    """Takes decoded records; raises Busy instead of accepting what it could lose."""
+    """Takes decoded records; raises Busy instead of accepting what it could lose.
 
-    def accept(self, records: Sequence[ReadableLogRecord]) -> Rejected | None: ...
+    It also gets the `request` they came from, which a write-ahead log keeps."""
+
+    def accept(self, records: Sequence[ReadableLogRecord],
+               request: ExportLogsServiceRequest | None = None) -> Rejected | None: ...
 
 
 class Status(enum.Enum):
@@ -174,7 +177,7 @@ class Receiver:
         unstored: Rejected | None = None
         try:
             if decoded.records:
-                unstored = self.sink.accept(decoded.records)
+                unstored = self.sink.accept(decoded.records, request)
         except Busy as e:
             self.counters.add(requests=1, requests_busy=1)
             return Outcome(Status.BUSY, str(e), retry_after=e.retry_after)
