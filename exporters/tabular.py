@@ -13,10 +13,12 @@ uint64 / UInt64               long if every value of the batch fits, else
 float*, Float*                double (NaN -> null, +/-inf kept)
 bool, boolean                 boolean
 str, string                   string (any size, stored as-is)
-datetime64 (naive or tz)      long timestamp-micros; naive values are taken as
-                              UTC wall time; ``timezone`` holds the zone of
-                              tz-aware data (absent = naive). Sub-microsecond
-                              precision is dropped.
+datetime64, naive            long local-timestamp-micros (wall time, no zone:
+                              readers do not take it for a UTC instant; readers
+                              older than Avro 1.10 see the long)
+datetime64, tz-aware          long timestamp-micros (the UTC instant);
+                              ``timezone`` holds the zone, restored on read-back.
+                              Sub-microsecond precision is dropped.
 timedelta64                   long microseconds, ``encoding: "timedelta-micros"``
 category                      the type of its values (usually string), restored
                               as ``category`` (categories are re-derived from
@@ -166,7 +168,10 @@ _EPOCH = dt.datetime(1970, 1, 1)
 _ONE_US = dt.timedelta(microseconds=1)
 _INVALID_CHARS = re.compile(r"[^A-Za-z0-9_]")
 
-_TIMESTAMP = {"type": "long", "logicalType": "timestamp-micros"}
+_TIMESTAMP = {"type": "long", "logicalType": "timestamp-micros"}  # an instant (aware data)
+_LOCAL_TIMESTAMP = {"type": "long", "logicalType": "local-timestamp-micros"}  # naive wall time
+_TIMESTAMP_LOGICAL = ("timestamp-micros", "timestamp-millis",
+                      "local-timestamp-micros", "local-timestamp-millis")
 _DATE = {"type": "int", "logicalType": "date"}
 _TIME = {"type": "long", "logicalType": "time-micros"}
 
@@ -825,7 +830,8 @@ def _ints(data: np.ndarray, mask: Any) -> tuple[Any, dict[str, Any], list[Any]]:
 def _datetimes64(naive: np.ndarray, tz: str | None) -> tuple[Any, dict[str, Any], list[Any]]:
     micros = naive.astype("datetime64[us]").view(np.int64)
     attrs = {ATTR_TIMEZONE: tz} if tz else {}
-    return dict(_TIMESTAMP), attrs, _with_none(micros.tolist(), np.isnat(naive))
+    avro_type = dict(_TIMESTAMP) if tz else dict(_LOCAL_TIMESTAMP)
+    return avro_type, attrs, _with_none(micros.tolist(), np.isnat(naive))
 
 
 def _convert_objects(arr: np.ndarray) -> tuple[Any, dict[str, Any], list[Any]]:
@@ -850,11 +856,12 @@ def _convert_objects(arr: np.ndarray) -> tuple[Any, dict[str, Any], list[Any]]:
     elif kind == "boolean":
         avro_type, vals = "boolean", [bool(v) for v in nonnull]
     elif kind == "datetime":
-        avro_type, (vals, tz) = dict(_TIMESTAMP), _datetime_micros(nonnull)
+        vals, tz = _datetime_micros(nonnull)
+        avro_type = dict(_TIMESTAMP) if tz else dict(_LOCAL_TIMESTAMP)
         if tz:
             attrs[ATTR_TIMEZONE] = tz
     elif kind == "datetime64":
-        avro_type = dict(_TIMESTAMP)
+        avro_type = dict(_LOCAL_TIMESTAMP)
         vals = np.asarray(nonnull, dtype="datetime64[us]").view(np.int64).tolist()
     elif kind == "date" and not any(isinstance(v, dt.datetime) for v in nonnull):
         avro_type, vals = dict(_DATE), [v.toordinal() - 719163 for v in nonnull]
@@ -1056,7 +1063,7 @@ def _restore_column(values: list[Any], field: Mapping[str, Any]) -> Any:
     if decode is not None:
         values = [None if v is None else decode(v) for v in values]
 
-    if logical in ("timestamp-micros", "timestamp-millis"):
+    if logical in _TIMESTAMP_LOGICAL:
         tz = field.get(ATTR_TIMEZONE)
         if pd_dtype and pd_dtype.startswith("datetime64"):
             index = _to_datetime_utc(values)

@@ -3,6 +3,7 @@ Java implementation (what Spark uses; Debian's libavro-java), fastavro, polars."
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import subprocess
@@ -10,10 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import pandas as pd
 import polars as pl
 import pytest
 
+from exporters.avro_exporter import AvroLogExporter
+from otel_collector_ext import attributes as A
+
 from .schema_helpers import PREFIX, export_batches, field_types, file_schemas, read_back
+from .test_avro_exporter import records
 
 JAVA_LIB = Path("/usr/share/java")
 JARS = ["avro", "jackson-core-asl", "jackson-mapper-asl", "commons-compress", "xz",
@@ -140,3 +146,31 @@ def test_files_of_one_schema_concatenate_vertically_as_they_are(tmp_path: Path) 
     frame = pl.concat([pl.read_avro(p) for p in sorted(tmp_path.rglob("*.avro"))],
                       how="vertical")
     assert frame["income"].to_list() == [1.5, 2.0, None]
+
+
+def test_naive_and_aware_datetimes_read_back_right_in_polars_and_load(tmp_path: Path) -> None:
+    naive = [dt.datetime(2026, 1, 1, 10, 0), None, dt.datetime(2026, 7, 1, 23, 59, 59, 5)]
+    paris = pd.Series(pd.to_datetime(["2026-01-01 10:00", None, "2026-07-01 10:00"])
+                      ).dt.tz_localize("Europe/Paris")
+    frame = pd.DataFrame({"local": pd.to_datetime(naive), "paris": paris,
+                          "objects": pd.Series(naive, dtype=object)})
+    exporter = AvroLogExporter(str(tmp_path), instance_id="i")
+    exporter.export(records([frame], A.KIND_DATAFRAME))
+    exporter.shutdown()
+    (path,) = tmp_path.rglob("*.avro")
+    types = {name: t[1]["logicalType"] for name, t in field_types(file_schemas(tmp_path)[0]).items()}
+    assert types == {"local": "local-timestamp-micros", "paris": "timestamp-micros",
+                     "objects": "local-timestamp-micros"}
+    polars_frame = pl.read_avro(path)
+    assert polars_frame["local"].dtype == pl.Datetime("us")  # wall time, no zone
+    assert polars_frame["local"].to_list() == naive
+    assert polars_frame["objects"].to_list() == naive
+    assert polars_frame["paris"].dtype == pl.Datetime("us", "UTC")  # the instant
+    assert polars_frame["paris"][0] == dt.datetime(2026, 1, 1, 9, 0, tzinfo=dt.UTC)
+    back = read_back(tmp_path)
+    pd.testing.assert_series_equal(back["local"], frame["local"].astype("datetime64[us]")
+                                   if back["local"].dtype == "datetime64[us]" else frame["local"],
+                                   check_names=False)
+    assert str(back["paris"].dt.tz) == "Europe/Paris"
+    assert back["paris"][2] == paris[2]
+    assert back["objects"].tolist()[0] == naive[0] and back["objects"].tolist()[2] == naive[2]

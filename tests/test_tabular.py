@@ -267,7 +267,7 @@ DTYPE_CASES = [
         pd.Series(
             pd.to_datetime(["2024-01-01 10:00:00.123456", None, "1960-01-01 00:00:00.000000"])
         ).astype("datetime64[ns]"),
-        {"type": "long", "logicalType": "timestamp-micros"},
+        {"type": "long", "logicalType": "local-timestamp-micros"},
         {},
         None,
     ),
@@ -316,7 +316,7 @@ DTYPE_CASES = [
     (
         "object-datetime-naive",
         pd.Series([dt.datetime(2024, 1, 1, 12, 30, 0, 5), None], dtype=object),
-        {"type": "long", "logicalType": "timestamp-micros"},
+        {"type": "long", "logicalType": "local-timestamp-micros"},
         {},
         None,
     ),
@@ -415,10 +415,11 @@ def test_nanoseconds_are_truncated_to_microseconds(tmp_path):
     assert restored["t"][0] == pd.Timestamp("2024-01-01 00:00:00.123456")
 
 
-def test_naive_datetimes_are_utc_wall_time(tmp_path):
+def test_naive_datetimes_are_local_wall_time(tmp_path):
     frame = pd.DataFrame({"t": pd.to_datetime(["2024-01-01 10:00"])})
-    _, records, _, _ = roundtrip(tmp_path, [frame])
-    assert records[0]["t"] == dt.datetime(2024, 1, 1, 10, 0, tzinfo=dt.UTC)
+    batch, records, _, _ = roundtrip(tmp_path, [frame])
+    assert value_type(field(batch, "t"))["logicalType"] == "local-timestamp-micros"
+    assert records[0]["t"] == dt.datetime(2024, 1, 1, 10, 0)  # no zone: not a UTC instant
 
 
 def test_nan_is_null_and_inf_stays(tmp_path):
