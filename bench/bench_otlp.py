@@ -11,7 +11,13 @@ model's inputs usually are):
     the scoring process's own CPU per record beside it. In-process, the scoring process
     converts and writes; over OTLP it only encodes and sends, and `serve` (another
     process) converts and writes, acknowledging either once records are in memory or,
-    as by default, once they are fsynced in its write-ahead log (durable ack).
+    as by default, once they are fsynced in its write-ahead log (durable ack). Beside
+    the memory-ack figures: those measured before `serve`'s HTTP side moved from the
+    standard library's http.server to uvicorn and decoding to its bounded pool (the
+    README's Performance table of that time, when there was no write-ahead log);
+  * requests: 1, 8 and 64 clients each sending 64-record requests as fast as they are
+    answered, over HTTP and gRPC, to the default `serve`; requests and records per second
+    acknowledged, and how many were answered "retry later" (over `max_concurrent_requests`).
 
 Usage: python bench/bench_otlp.py [--records N] [--quick]
 """
@@ -19,17 +25,21 @@ Usage: python bench/bench_otlp.py [--records N] [--quick]
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 from opentelemetry._logs import LogRecord  # noqa: E402
@@ -42,6 +52,7 @@ from exporters.otlp_body import encode_body  # noqa: E402
 from otel_collector_ext import attributes as A  # noqa: E402
 from otel_collector_ext.receiver.decode import decode_request, parse_protobuf  # noqa: E402
 from tests.conftest import python_env  # noqa: E402
+from tests.helpers_otlp import EXPORT_METHOD  # noqa: E402
 from tests.service_process import ServeProcess  # noqa: E402
 
 FRAME_CODE = """
@@ -171,6 +182,76 @@ def end_to_end(mode: str, target: str, count: int, rows: int, serve: ServeProces
             "dropped": result["dropped"]}
 
 
+# Records/s end to end before the server change (README, Performance): (rows, path) → figure.
+BEFORE = {(1, "OTLP gRPC → serve, memory ack"): 2443, (1, "OTLP HTTP → serve, memory ack"): 2031,
+          (100, "OTLP gRPC → serve, memory ack"): 505,
+          (100, "OTLP HTTP → serve, memory ack"): 504}
+REQUEST_RECORDS = 64
+
+
+def sample_request() -> bytes:
+    """One request as the scoring side's exporter sends it: 64 one-row frame records."""
+    records = [ReadableLogRecord(LogRecord(timestamp=1, body=frame(i), attributes=ATTRS,  # noqa: F821
+                                           event_name="ml.inference.inputs"), RESOURCE)
+               for i in range(REQUEST_RECORDS)]
+    return encode_logs(encode_records(records)).SerializeToString()
+
+
+def _http_sender(address: tuple[str, int], data: bytes, stop: threading.Event,
+                 out: Counter[str]) -> None:
+    conn = http.client.HTTPConnection(*address, timeout=60)
+    while not stop.is_set():
+        try:
+            conn.request("POST", "/v1/logs", body=data,
+                         headers={"Content-Type": "application/x-protobuf"})
+            response = conn.getresponse()
+            response.read()
+        except OSError:
+            out["error"] += 1
+            conn.close()
+            conn = http.client.HTTPConnection(*address, timeout=60)
+            continue
+        out["ok" if response.status == 200 else "retry" if response.status == 503 else
+            str(response.status)] += 1
+    conn.close()
+
+
+def _grpc_sender(address: tuple[str, int], data: bytes, stop: threading.Event,
+                 out: Counter[str]) -> None:
+    with grpc.insecure_channel(f"{address[0]}:{address[1]}") as channel:
+        call = channel.unary_unary(EXPORT_METHOD)
+        while not stop.is_set():
+            try:
+                call(data, timeout=60)
+            except grpc.RpcError as e:
+                out["retry" if e.code() is grpc.StatusCode.UNAVAILABLE else e.code().name] += 1
+                continue
+            out["ok"] += 1
+
+
+def request_rates(serve: ServeProcess, clients: int, seconds: float = 4.0
+                  ) -> dict[str, dict[str, float]]:
+    data = sample_request()
+    rates = {}
+    for transport, target, address in (("HTTP", _http_sender, serve.http),
+                                       ("gRPC", _grpc_sender, serve.grpc)):
+        stop, out = threading.Event(), Counter[str]()
+        threads = [threading.Thread(target=target, args=(address, data, stop, out))
+                   for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        time.sleep(seconds)  # a fixed measuring window
+        stop.set()
+        for thread in threads:
+            thread.join(120)
+        total = sum(out.values())
+        rates[transport] = {"requests_per_s": out["ok"] / seconds,
+                            "records_per_s": out["ok"] * REQUEST_RECORDS / seconds,
+                            "retry_share": out["retry"] / total if total else 0.0,
+                            "other": total - out["ok"] - out["retry"]}
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20_000)
@@ -207,7 +288,16 @@ def main() -> None:
         try:
             for serve in serves.values():
                 serve.wait_ready()
+            default = serves["durable"]
+            rates = {clients: request_rates(default, clients) for clients in (1, 8, 64)}
+            deadline = time.time() + 600
+            while default.health_detail()["exporters"]["avro"]["queued"]:  # drained first
+                if time.time() > deadline:
+                    raise SystemExit("serve did not drain the request benchmark")
+                time.sleep(0.1)  # polling a condition, with a deadline
             already = dict.fromkeys(serves, 0)
+            already["durable"] = default.health_detail()["exporters"]["avro"].get(
+                "exporter.records.written{collection=inputs}", 0)
             for rows, n in shapes:
                 for mode in ("grpc", "http"):
                     for ack, serve in serves.items():  # alternate: the machine's noise hits both
@@ -221,15 +311,26 @@ def main() -> None:
                 serve.stop()
     for rows, n in shapes:
         print(f"\nEnd to end, {n:,} records of {rows}-row frames, first collect() to stored:")
-        print(f"  {'path':<36} {'records/s':>10} {'seconds':>8} {'scoring CPU µs/rec':>19} "
-              f"{'serve CPU µs/rec':>17} {'collect() µs':>13} {'dropped':>8}")
+        print(f"  {'path':<36} {'records/s':>10} {'before':>7} {'seconds':>8} "
+              f"{'scoring CPU µs/rec':>19} {'serve CPU µs/rec':>17} {'collect() µs':>13} "
+              f"{'dropped':>8}")
         for (shape, path), r in results.items():
             if shape != rows:
                 continue
             serve_cpu = f"{r['serve_cpu_us']:>17.1f}" if r["serve_cpu_us"] else f"{'-':>17}"
-            print(f"  {path:<36} {r['records_per_s']:>10,.0f} {r['seconds']:>8.2f} "
+            before = BEFORE.get((shape, path))
+            print(f"  {path:<36} {r['records_per_s']:>10,.0f} "
+                  f"{before if before else '-':>7} {r['seconds']:>8.2f} "
                   f"{r['cpu_us']:>19.1f} {serve_cpu} {r['collect_us']:>13.1f} "
                   f"{r['dropped']:>8}")
+    print(f"\nRequests of {REQUEST_RECORDS} one-row frames, clients sending as fast as answered "
+          "(default limits: max_concurrent_requests 16, two decoding threads):")
+    print(f"  {'clients':>7} {'transport':<9} {'requests/s':>11} {'records/s':>10} "
+          f"{'retry later':>12} {'other':>6}")
+    for clients, by_transport in rates.items():
+        for transport, r in by_transport.items():
+            print(f"  {clients:>7} {transport:<9} {r['requests_per_s']:>11,.0f} "
+                  f"{r['records_per_s']:>10,.0f} {r['retry_share']:>11.0%} {r['other']:>6.0f}")
     print("\nscoring CPU: the scoring process's CPU per record for collect + batching + "
           "conversion or encoding + sending. Over OTLP, conversion and storage run in serve.")
     print("memory ack: serve answers once records are queued in memory (service.wal.enabled: "

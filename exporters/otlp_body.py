@@ -30,6 +30,7 @@ from __future__ import annotations
 import array
 import datetime as dt
 import decimal
+import functools
 import json
 import logging
 import math
@@ -46,6 +47,8 @@ import pandas as pd
 from pandas.api.types import infer_dtype
 
 from otel_collector_ext import attributes as A
+
+from .pandas_compat import string_dtype
 
 _log = logging.getLogger(__name__)
 
@@ -969,9 +972,9 @@ def _pandas_dtype(text: Any) -> Any:
 def _string_dtype(storage: str, na: str) -> pd.StringDtype:
     na_value = pd.NA if na == "NA" else np.nan
     try:
-        return pd.StringDtype(storage, na_value=na_value)
+        return string_dtype(storage, na_value)
     except ImportError:  # pyarrow-backed on the scoring side, absent here
-        return pd.StringDtype("python", na_value=na_value)
+        return string_dtype("python", na_value)
 
 
 def _name_from_json(name: Any) -> Any:
@@ -1029,8 +1032,13 @@ def _plan(schema: Any) -> _Plan:
 
 def _from_arrays(arrays: list[Any], columns: pd.Index, index: pd.Index) -> pd.DataFrame:
     # The public constructor, which checks lengths again: this is untrusted input, and
-    # pandas' private constructors trust what they are given.
-    frame = pd.DataFrame(dict(enumerate(arrays)), index=index, copy=False)
+    # pandas' private constructors trust what they are given. Object columns go in as
+    # object Series, or pandas would infer its string dtype for them.
+    columns_by_position = {
+        i: pd.Series(a, index=index, dtype=object, copy=False)
+        if isinstance(a, np.ndarray) and a.dtype == object else a
+        for i, a in enumerate(arrays)}
+    frame = pd.DataFrame(columns_by_position, index=index, copy=False)
     frame.columns = columns
     return frame
 
@@ -1078,8 +1086,14 @@ def _build(plan: _Plan, members: list[_Parsed]) -> pd.DataFrame:
 
 def _rows_of(frame: pd.DataFrame, start: int, rows: int) -> pd.DataFrame:
     part = frame.iloc[start:start + rows]
-    part.index = pd.RangeIndex(rows)
+    part.index = _range_index(rows)
     return part
+
+
+@functools.lru_cache(maxsize=256)
+def _range_index(rows: int) -> pd.RangeIndex:
+    # Immutable, so frames can share one; building one costs about 10 µs.
+    return pd.RangeIndex(rows)
 
 
 def decode_frames(values: Sequence[Mapping[str, Any]], budget: DecodeBudget | None = None

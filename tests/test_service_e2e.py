@@ -169,11 +169,11 @@ def test_sigterm_under_load_keeps_everything_acknowledged(tmp_path: Path) -> Non
 
 def test_released_exporters_back_off_when_the_queue_is_full(tmp_path: Path) -> None:
     store = tmp_path / "served"
-    # A 400-record queue emptied once a second; each sender's ~740 records come in
-    # 100-record requests within a second or so: requests are refused (UNAVAILABLE +
+    # A 200-record queue emptied once a second; each sender's ~740 records come in
+    # 100-record requests, two of which fill it: requests are refused (UNAVAILABLE +
     # RetryInfo, 503 + Retry-After) until the queue drains, and the senders retry.
     serve = ServeProcess(tmp_path, store, receiver={"max_records_per_request": 100},
-                         batch={"max_queue_size": 400, "send_batch_size": 100_000,
+                         batch={"max_queue_size": 200, "send_batch_size": 100_000,
                                 "timeout": "1s"})
     try:
         serve.wait_ready()
