@@ -48,6 +48,8 @@ from pandas.api.types import infer_dtype
 
 from otel_collector_ext import attributes as A
 
+from .pandas_compat import string_dtype
+
 _log = logging.getLogger(__name__)
 
 FRAME_MARKER = "otel_collector_ext.columnar"
@@ -970,9 +972,9 @@ def _pandas_dtype(text: Any) -> Any:
 def _string_dtype(storage: str, na: str) -> pd.StringDtype:
     na_value = pd.NA if na == "NA" else np.nan
     try:
-        return pd.StringDtype(storage, na_value=na_value)
+        return string_dtype(storage, na_value)
     except ImportError:  # pyarrow-backed on the scoring side, absent here
-        return pd.StringDtype("python", na_value=na_value)
+        return string_dtype("python", na_value)
 
 
 def _name_from_json(name: Any) -> Any:

@@ -112,6 +112,7 @@ from exporters.avro_schema import (
     TRACE_ID,
     Envelope,
 )
+from exporters.pandas_compat import pandas_dtype, str_array
 from exporters.schema_evolution import (
     ATTR_MISMATCH_OF,
     ATTR_NULL_COLUMNS,
@@ -211,7 +212,6 @@ def to_frame(body: Any, kind: str) -> pd.DataFrame:
     raise ValueError(f"unsupported tabular payload kind {kind!r}; expected one of {KINDS}")
 
 
-_STR_DTYPE = pd.StringDtype(na_value=np.nan)  # pandas 3's default "str"
 
 
 def _scalar_row_frame(row: Mapping[Any, Any]) -> pd.DataFrame | None:
@@ -232,7 +232,7 @@ def _scalar_row_frame(row: Mapping[Any, Any]) -> pd.DataFrame | None:
         elif tp is float or tp is bool:
             arrays.append(np.array([v]))
         elif tp is str:
-            arrays.append(pd.array([v], dtype=_STR_DTYPE))
+            arrays.append(str_array([v]))
         elif v is None:
             arrays.append(np.array([None], dtype=object))
         else:
@@ -1037,7 +1037,7 @@ def _restore_envelope(name: str, values: list[Any]) -> Any:
     if name == ROW:
         return np.array(values, dtype=np.int64)
     if name in _ENVELOPE_STR:
-        return pd.array(values, dtype="str")
+        return str_array(values)
     return _object_array(values)
 
 
@@ -1120,7 +1120,7 @@ def _to_dtype(values: list[Any], pd_dtype: str | None, has_null: bool) -> Any:
         except TypeError:  # unhashable values (lists, dicts)
             return _object_array(values)
     try:
-        dtype = pd.api.types.pandas_dtype(pd_dtype)
+        dtype = pandas_dtype(pd_dtype)
     except TypeError:
         return _object_array(values)
     try:

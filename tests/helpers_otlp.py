@@ -7,7 +7,6 @@ import decimal
 import http.client
 import socket
 import ssl
-import zoneinfo
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,7 +24,8 @@ from exporters.otlp_body import encode_body
 from otel_collector_ext import attributes as A
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
-BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
+# The zone object pandas itself makes of the name: zoneinfo from pandas 3, pytz before.
+BERLIN = pd.DatetimeTZDtype(tz="Europe/Berlin").tz
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z in ns
 SEGMENTS = pd.CategoricalDtype(["a", "b", "c"])
 

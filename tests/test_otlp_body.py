@@ -25,6 +25,7 @@ from exporters.otlp_body import (
     encode_frames,
     is_frame_form,
 )
+from exporters.pandas_compat import PANDAS_3
 from exporters.tabular import convert_frames, to_frame
 from otel_collector_ext import attributes as A
 from otel_collector_ext.receiver.decode import decode_request, parse_protobuf
@@ -149,8 +150,9 @@ def test_schema_text_is_documented_json() -> None:
     assert body[FRAME_MARKER] == 1 and body["rows"] == 1 and isinstance(body["data"], bytes)
     schema = json.loads(body["schema"])
     assert schema["columns"] == ["a", "b"]
-    storage = pd.StringDtype(na_value=np.nan).storage  # pyarrow when installed
-    assert schema["specs"] == [["fixed", "<i8"], ["string", storage, "nan"]]
+    text = pd.Series(["x"]).dtype  # "str" from pandas 3 (pyarrow-backed when installed)
+    spec = ["string", text.storage, "nan"] if PANDAS_3 else ["utf8"]  # object of str
+    assert schema["specs"] == [["fixed", "<i8"], spec]
 
 
 @pytest.mark.parametrize("damage", [

@@ -34,6 +34,20 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+def fill_until_refused(address: tuple[str, int]) -> tuple[list[str], dict[str, str]]:
+    """POST 4-record requests until one is refused: (ids acknowledged, the refusal's headers)."""
+    acked: list[str] = []
+    n = 0
+    for _ in range(400):  # bounded: a full disk or log refuses well before
+        status, headers, _ = http_post(address, payloads(n, 4))
+        if status == 503:
+            return acked, headers
+        assert status == 200
+        acked += [f"p-{k}" for k in range(n, n + 4)]
+        n += 4
+    raise AssertionError("never refused although the disk is full")
+
+
 def payloads(first: int, count: int) -> bytes:
     return request([
         record(os.urandom(40_000), A.KIND_BYTES, collection="blobs", correlation_id=f"p-{n}",
@@ -61,20 +75,9 @@ def test_full_destination_disk_refuses_with_retry_hint_and_loses_nothing(
                                                 "max_recv_msg_size_mib": 1}}})
     config["service"]["wal"] = {"directory": str(tmp_path / "wal"), "max_bytes": 4 * 1024 * 1024}
     service = run_service(config)
-    acked: list[str] = []
-    refused = None
     try:
         address = service.addresses["otlp/http"]
-        n = 0
-        for _ in range(400):  # bounded: the disk holds ~50 bodies, the log ~100
-            status, headers, _ = http_post(address, payloads(n, 4))
-            if status == 503:
-                refused = headers
-                break
-            assert status == 200
-            acked += [f"p-{k}" for k in range(n, n + 4)]
-            n += 4
-        assert refused is not None, "never refused although the disk is full"
+        acked, refused = fill_until_refused(address)  # the disk holds ~50 bodies, the log ~100
         assert int(refused["retry-after"]) >= 1
         wait_for(lambda: service.health()[1]["exporters"]["avro"].get("commit.failures"),
                  timeout=30, message="a commit failing on the full disk")
@@ -83,13 +86,38 @@ def test_full_destination_disk_refuses_with_retry_hint_and_loses_nothing(
         subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
         wait_for(lambda: set(stored_ids(small_disk / "store")) >= set(acked), timeout=60,
              message="acknowledged records stored once the disk has room")
-        assert http_post(address, payloads(n, 4))[0] == 200
+        assert http_post(address, payloads(10_000, 4))[0] == 200
     finally:
         service.stop()
     found = stored_ids(small_disk / "store")
     assert not [i for i, c in found.items() if c > 1]
     assert set(acked) <= set(found)
     assert not [k for k in service.exporters["avro"].stats() if "dropped" in k]
+
+
+def test_full_wal_disk_refuses_and_acknowledged_records_are_stored(
+        tmp_path: Path, small_disk: Path, wait_for) -> None:
+    """The log's own disk full: the request that does not fit is refused (503), nothing
+    acknowledged is lost, and the service takes requests again once there is room."""
+    store = tmp_path / "store"
+    config: dict[str, Any] = service_config(store, receiver={"protocols": {"grpc": {
+        "max_recv_msg_size_mib": 1}}})
+    config["service"]["wal"] = {"directory": str(small_disk / "wal"), "max_bytes": 64 << 20}
+    service = run_service(config)
+    try:
+        address = service.addresses["otlp/http"]
+        acked, refused = fill_until_refused(address)
+        assert int(refused["retry-after"]) >= 1
+        subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+        wait_for(lambda: set(stored_ids(store)) >= set(acked), timeout=60,
+                 message="acknowledged records stored")
+        wait_for(lambda: http_post(address, payloads(10_000, 4))[0] == 200, timeout=30,
+                 message="requests taken again")
+    finally:
+        service.stop()
+    found = stored_ids(store)
+    assert not [i for i, c in found.items() if c > 1]
+    assert set(acked) <= set(found)
 
 
 def test_wal_settings_are_checked() -> None:

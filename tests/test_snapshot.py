@@ -94,9 +94,10 @@ COW_MODES = ["always"] if int(pd.__version__.split(".")[0]) >= 3 else [False, "w
 
 @pytest.mark.parametrize("mode", COW_MODES)
 def test_changes_after_collect_do_not_change_what_is_stored(
-        mode: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        mode: object, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     if mode != "always":
-        monkeypatch.setattr(pd.options.mode, "copy_on_write", mode)
+        pd.set_option("mode.copy_on_write", mode)
+        request.addfinalizer(lambda: pd.set_option("mode.copy_on_write", False))
     oce.configure({"exporter": {"type": "avro", "destination": str(tmp_path)},
                    "batch": {"schedule_delay_millis": 3_600_000}})  # stored at flush only
     frame = pd.DataFrame({"a": [1, 2], "f": [0.5, 1.5], "s": ["x", "y"]})

@@ -18,6 +18,7 @@ import pandas.testing as pdt
 import pytest
 
 from exporters.avro_schema import ENVELOPE_NAMES, NAMESPACE, Envelope, fingerprint
+from exporters.pandas_compat import PANDAS_3, STR_DTYPE, str_array
 from exporters.tabular import (
     ATTR_ENCODING,
     ATTR_ORIGINAL_NAME,
@@ -87,14 +88,14 @@ def expected_frame(frames: list[pd.DataFrame], envs: list[Envelope]) -> pd.DataF
             spans.append(env.span_id)
     head = pd.DataFrame(
         {
-            "_correlation_id": pd.array(cids, dtype="str"),
+            "_correlation_id": str_array(cids),
             "_time": pd.to_datetime(np.array(times, dtype=np.int64), unit="us", utc=True).as_unit(
                 "us"
             ),
             "_row": np.array(rows, dtype=np.int64),
-            "_model_version": pd.array(versions, dtype="str"),
-            "_trace_id": pd.array(traces, dtype="str"),
-            "_span_id": pd.array(spans, dtype="str"),
+            "_model_version": str_array(versions),
+            "_trace_id": str_array(traces),
+            "_span_id": str_array(spans),
         }
     )
     body = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -667,7 +668,7 @@ def test_frames_with_differing_dtypes_share_a_widened_schema(tmp_path):
     assert [r["n"] for r in records] == [1.0, 2.5, 3.0]
     assert restored["n"].tolist() == [1.0, 2.5, 3.0]
     # All-null parts do not vote: "s" is a str column, as if "text" had come alone.
-    assert field(batch, "s")[ATTR_PANDAS_DTYPE] == "str"
+    assert field(batch, "s")[ATTR_PANDAS_DTYPE] == str(STR_DTYPE)  # "object" on pandas 2
     assert restored["s"].isna().tolist() == [True, False, True] and restored["s"][1] == "text"
 
 
@@ -755,7 +756,9 @@ def test_empty_frame_gives_a_schema_and_no_records(tmp_path):
     frame = pd.DataFrame({"a": pd.Series([], dtype="int64"), "b": pd.Series([], dtype="str")})
     batch, records, restored, envs = roundtrip(tmp_path, [frame])
     assert records == [] and batch.rows == []
-    assert [value_type(f) for f in batch.schema["fields"][6:]] == ["long", "string"]
+    # pandas 2 gives an empty text column the object dtype: no values, no type to record.
+    expected = ["long", "string"] if PANDAS_3 else ["long"]
+    assert [value_type(f) for f in batch.schema["fields"][6:]] == expected
     pdt.assert_frame_equal(restored, expected_frame([frame], envs))
 
 
@@ -808,13 +811,13 @@ def test_restore_frames_across_schemas(tmp_path):
     ]
     assert len(out) == 3
     assert out["x"].dtype == "float64" and out["x"].tolist() == [1.0, 2.0, 0.5]
-    assert out["label"].dtype == "str"  # the all-null part does not vote
+    assert out["label"].dtype == STR_DTYPE  # the all-null part does not vote
     assert out["label"].isna().tolist() == [False, False, True]
     assert out["flag"].dtype == "boolean" and out["flag"].isna().tolist() == [False, False, True]
     assert out["cat"].dtype == "category" and list(out["cat"]) == ["u", "v", "w"]
     assert out["mixed"].dtype == object and out["mixed"].tolist() == [1, 2, "text"]
     assert out["obj"].dtype == object and out["obj"].tolist() == ["p", "q", "r"]
-    assert out["extra"].dtype == "datetime64[us, UTC]"
+    assert out["extra"].dtype == part_b["extra"].dtype  # datetime64[us, UTC] from pandas 3
     assert out["extra"].isna().tolist() == [True, True, False]
     assert out["_row"].tolist() == [0, 1, 0]
 

@@ -127,7 +127,11 @@ class SegmentLog:
             if self._closed:
                 raise StorageError("the log is closed", transient=False)
             if self._fd is None or self._segments[self._active][0] >= self.segment_bytes:  # type: ignore[index]
-                self._rotate()
+                try:
+                    self._rotate()
+                except OSError as e:
+                    raise StorageError(f"cannot start a log segment in {self.directory}: {e}") \
+                        from None
             assert self._fd is not None and self._active is not None
             entry = self._segments[self._active]
             start = entry[0]
