@@ -76,29 +76,40 @@ def read_versions(storage: Storage, collection_prefix: str) -> list[dict[str, An
     return found
 
 
+def _merged(versions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    # A writer's schemas only grow: its newest holds its older ones, field order included.
+    # Widest first, so the merge keeps that order (ties: by content, for every reader alike).
+    unique = {fingerprint(v): v for v in versions}
+    ordered = sorted(unique.items(), key=lambda kv: (-len(kv[1]["fields"]), kv[0]))
+    return merge_schemas([v for _, v in ordered])
+
+
 def read_reader_schema(storage: Storage, collection_prefix: str) -> dict[str, Any] | None:
     """One schema that reads every file of the collection: the merge of all published
     versions (certain even after concurrent publications), else ``latest.avsc``."""
     versions = read_versions(storage, collection_prefix)
-    if not versions:
-        return read_latest(storage, collection_prefix)
-    # A writer's schemas only grow: its newest holds its older ones, field order included.
-    # Widest first, so the merge keeps that order (ties: by content, for every reader alike).
-    versions.sort(key=lambda v: (-len(v["fields"]), fingerprint(v)))
-    return merge_schemas(versions)
+    return _merged(versions) if versions else read_latest(storage, collection_prefix)
 
 
 def publish(storage: Storage, collection_prefix: str, schema: Mapping[str, Any]) -> dict[str, Any]:
     """Publish `schema` as a version of the collection and refresh ``latest.avsc``;
-    returns the reader schema now published."""
+    returns the reader schema now published.
+
+    `schema` joins the merge itself: a storage that holds puts until a commit (serve's
+    write-ahead path) does not read them back yet. The versions are listed again after
+    the put, so a publication that raced with another replica's is repaired at once."""
     folder = schema_dir(collection_prefix)
     version = f"{folder}{fingerprint(dict(schema))}.avsc"
     if storage.size(version) is None:
         storage.put(version, _encode(schema))
-    latest = read_reader_schema(storage, collection_prefix) or dict(schema)
     current = read_latest(storage, collection_prefix)
-    if current != latest:
+    latest: dict[str, Any] = dict(schema)
+    for _ in range(2):
+        latest = _merged([dict(schema), *read_versions(storage, collection_prefix)]) or latest
+        if latest == current:
+            break
         storage.put(folder + LATEST, _encode(latest))
+        current = latest
     return latest
 
 
