@@ -279,7 +279,14 @@ class Service:
         for slot in self.exporters.values():
             remaining = 30.0 if deadline is None else max(0.1, deadline - time.monotonic())
             if not slot.queue.force_flush(int(remaining * 1000)):
-                _log.warning("exporter %s did not drain in time", slot.name)
+                # False means a timeout or a loss (flush() is exact): say which it was.
+                left = slot.queue.stats().get("records.in_flight", 0)
+                if left:
+                    _log.warning("exporter %s did not drain in time: %d record(s) not yet "
+                                 "stored", slot.name, left)
+                else:
+                    _log.warning("exporter %s drained, but dropped some of what it was "
+                                 "given (its counters say why)", slot.name)
             slot.queue.shutdown()
 
     # -- data path -------------------------------------------------------------------
