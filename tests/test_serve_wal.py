@@ -19,19 +19,15 @@ from otel_collector_ext.service import run_service
 from otel_collector_ext.service_config import ServiceConfigError, parse_service_config
 
 from .helpers_otlp import T0, http_post, record, request
+from .small_disk import mounted_tmpfs
 from .test_receiver import service_config
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs (tests run as root, CI too), unmounted afterwards."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def fill_until_refused(address: tuple[str, int]) -> tuple[list[str], dict[str, str]]:

@@ -17,7 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsPartialSuccess,
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.sdk._logs import ReadableLogRecord
 
 from exporters.otlp_body import DecodeBudget
@@ -90,6 +94,15 @@ class Outcome:
     message: str = ""
     rejected: int = 0  # with OK: records rejected (partial success)
     retry_after: float = 0.0
+
+
+def success_response(outcome: Outcome) -> ExportLogsServiceResponse:
+    """The OTLP answer to an accepted request, with partial success when some were rejected."""
+    response = ExportLogsServiceResponse()
+    if outcome.rejected:
+        response.partial_success.CopyFrom(ExportLogsPartialSuccess(
+            rejected_log_records=outcome.rejected, error_message=outcome.message))
+    return response
 
 
 class BearerAuth:

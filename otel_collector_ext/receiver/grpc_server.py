@@ -22,13 +22,9 @@ from typing import Any
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsPartialSuccess,
-    ExportLogsServiceResponse,
-)
 
 from .admission import RETRY_AFTER_SECONDS, Admission
-from .core import Outcome, Receiver, Status
+from .core import Outcome, Receiver, Status, success_response
 from .tls import TLSFiles
 
 _log = logging.getLogger(__name__)
@@ -106,11 +102,7 @@ class GrpcReceiverServer:
             finally:
                 self.admission.leave()
         if outcome.status is Status.OK:
-            response = ExportLogsServiceResponse()
-            if outcome.rejected:
-                response.partial_success.CopyFrom(ExportLogsPartialSuccess(
-                    rejected_log_records=outcome.rejected, error_message=outcome.message))
-            return response.SerializeToString()
+            return success_response(outcome).SerializeToString()
         if outcome.status is Status.BUSY:
             context.set_trailing_metadata(((
                 "google.rpc.retryinfo-bin",

@@ -44,14 +44,10 @@ import h11
 import uvicorn
 from google.protobuf import json_format
 from google.rpc.status_pb2 import Status as RpcStatus
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsPartialSuccess,
-    ExportLogsServiceResponse,
-)
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .admission import RETRY_AFTER_SECONDS, Admission
-from .core import Outcome, Receiver, Status
+from .core import Outcome, Receiver, Status, success_response
 from .tls import TLSFiles
 
 _log = logging.getLogger(__name__)
@@ -312,10 +308,7 @@ def _small(headers: Mapping[str, str]) -> bool:
 
 async def _answer(send: _Send, outcome: Outcome, as_json: bool) -> None:
     if outcome.status is Status.OK:
-        response = ExportLogsServiceResponse()
-        if outcome.rejected:
-            response.partial_success.CopyFrom(ExportLogsPartialSuccess(
-                rejected_log_records=outcome.rejected, error_message=outcome.message))
+        response = success_response(outcome)
         if as_json:
             body = json_format.MessageToJson(response, indent=None).encode()
             await _reply(send, HTTPStatus.OK, body, JSON)
