@@ -31,8 +31,7 @@ from ..settings import (
     default_destination,
     default_instance_id,
 )
-from ..storage import Storage, StorageError, open_storage
-from ..storage.spool import SpoolFull
+from ..storage import SpoolFull, Storage, StorageError, open_storage
 from ..telemetry import LimitedLog, Tally
 from .files import AvroFileWriter
 from .partitioning import ROLLING_DEPTH, ROLLING_SPAN_US, partition_dir, safe_segment

@@ -9,13 +9,15 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ..settings import SPOOL_DIR_ENV
-from .base import AppendConflict, ObjectInfo, Storage, StorageError
+from .base import AppendConflict, ObjectInfo, ObjectRejected, SpoolFull, Storage, StorageError
 from .local import LocalStorage
 
 __all__ = [
     "AppendConflict",
     "LocalStorage",
     "ObjectInfo",
+    "ObjectRejected",
+    "SpoolFull",
     "Storage",
     "StorageError",
     "claim_spool_dir",
