@@ -17,13 +17,16 @@ numbered after the watermark of the last flush that had returned when it was cal
 from __future__ import annotations
 
 import collections
+import copy
 import logging
 import threading
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from exporters.contract import collection_of
@@ -50,6 +53,30 @@ def payload_size(body: object) -> int:
     if isinstance(body, np.ndarray):
         return body.nbytes + _SMALL
     return _SMALL
+
+
+_NO_RESOURCE = Resource.create({})
+
+
+def queued_form(log_record: ReadWriteLogRecord | ReadableLogRecord) -> ReadableLogRecord:
+    """The record as the queue holds it: read-only and without the caller's OTel Context.
+
+    The Context the SDK attached when the record was emitted may hold anything the
+    scoring code put in it (a large value, a request object); a queued record must not
+    keep it alive. The SDK's BatchLogRecordProcessor clears it the same way.
+    """
+    api_record = log_record.log_record
+    if api_record.context:  # an empty Context holds nothing: no copy needed
+        api_record = copy.copy(api_record)
+        api_record.context = Context()
+    elif isinstance(log_record, ReadableLogRecord):
+        return log_record
+    return ReadableLogRecord(
+        log_record=api_record,
+        resource=log_record.resource if log_record.resource is not None else _NO_RESOURCE,
+        instrumentation_scope=log_record.instrumentation_scope,
+        limits=log_record.limits,
+    )
 
 
 def _labels(collection: str | None) -> dict[str, str]:
@@ -105,13 +132,14 @@ class BatchingProcessor(LogRecordProcessor):
         self._thread.start()
 
     # -- emitting thread (the user's scoring code): keep it tiny -------------------
-    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+    def on_emit(self, log_record: ReadWriteLogRecord | ReadableLogRecord) -> None:
         queue = self._queue
         labels = _labels(collection_of(log_record))
         if self._stopping:
             self.tally.add("records.dropped", reason="shutdown", **labels)
             return
         size = payload_size(log_record.log_record.body)
+        record = queued_form(log_record)
         # One short lock: the stopping check, both bounds and the append are one step, so
         # nothing slips in after shutdown's last drain and the byte count stays exact.
         with self._lock:
@@ -125,7 +153,7 @@ class BatchingProcessor(LogRecordProcessor):
                 reason = None
                 self._bytes += size
                 self._seq += 1
-                queue.append((log_record, size, self._seq))
+                queue.append((record, size, self._seq))
         if reason is not None:
             self.tally.add("records.dropped", reason=reason, **labels)
             return

@@ -218,3 +218,37 @@ def test_flush_is_false_when_the_exporter_cannot_flush() -> None:
     assert not processor.force_flush(10_000)
     assert exporter.bodies == ["x"] and processor.tally.get("export.flush_failures") == 1
     provider.shutdown()
+
+
+def test_a_queued_record_keeps_no_caller_context(tmp_path) -> None:
+    """A 10 MB value in the caller's OTel Context is free once collect() returns, while
+    the record itself is still queued (the SDK's batch processor clears it too)."""
+    import gc
+    import weakref
+
+    import pandas as pd
+    from opentelemetry import context as otel_context
+
+    import otel_collector_ext as oce
+    from otel_collector_ext.pipeline import wiring
+    from tests.conftest import local_config
+
+    class Big:
+        def __init__(self) -> None:
+            self.data = bytearray(10 * 1024 * 1024)
+
+    oce.configure(local_config(tmp_path, batch={"schedule_delay_millis": 60_000}))
+    big = Big()
+    alive = weakref.ref(big)
+    token = otel_context.attach(otel_context.set_value("big", big))
+    try:
+        oce.Collector(name="model_inputs").collect(pd.DataFrame({"x": [1]}))
+    finally:
+        otel_context.detach(token)
+    del big
+    gc.collect()
+    assert wiring.get_pipeline().processor.pending == 1  # still queued ...
+    assert alive() is None  # ... without the context
+    assert oce.flush()
+    stored = oce.load(str(tmp_path), endpoint="ep", deployment="blue", collection="model_inputs")
+    assert stored["x"].tolist() == [1]
