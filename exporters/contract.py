@@ -49,6 +49,11 @@ PAYLOAD_KINDS = frozenset({KIND_TEXT, KIND_BYTES, KIND_JSON})
 # Resource attribute naming the writing replica; becomes part of file names.
 INSTANCE_ID = "service.instance.id"
 
+#: Set from the configuration and by collect() itself: where a record is stored and what
+#: it joins with. Extra attributes passed to collect() may not set them.
+RESERVED = frozenset({COLLECTION, ENDPOINT, DEPLOYMENT, MODEL_VERSION, CORRELATION_ID,
+                      PAYLOAD_KIND, INSTANCE_ID})
+
 
 def event_name(collection: str) -> str:
     """The OTel event name of a record of `collection`."""

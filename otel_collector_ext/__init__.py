@@ -6,7 +6,7 @@
     Collector(name="model_outputs").collect(output_df, context)
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .pipeline.config import Config, ConfigError
 from .pipeline.wiring import configure, flush, shutdown, stats
@@ -29,9 +29,19 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:  # the readers are imported only when asked for
-    if name in ("load", "join_inputs_outputs"):
-        from .reading import readback
+if TYPE_CHECKING:  # type checkers see the readers themselves, with their signatures
+    from .reading.readback import join_inputs_outputs, load
+else:  # the readers (fastavro, tqdm, ...) are imported only when first called
 
-        return getattr(readback, name)
-    raise AttributeError(name)
+    def load(*args: Any, **kwargs: Any) -> Any:
+        """Rows of one collection as a DataFrame: `otel_collector_ext.reading.readback.load`."""
+        from .reading.readback import load as load_collection
+
+        return load_collection(*args, **kwargs)
+
+    def join_inputs_outputs(*args: Any, **kwargs: Any) -> Any:
+        """Inputs beside outputs, one row per scored row:
+        `otel_collector_ext.reading.readback.join_inputs_outputs`."""
+        from .reading.readback import join_inputs_outputs as join
+
+        return join(*args, **kwargs)

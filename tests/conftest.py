@@ -38,7 +38,8 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def pipeline(data_dir: Path) -> Iterator[oce.pipeline.wiring.Pipeline]:
     """The process pipeline configured for `data_dir`; shut down after the test."""
-    yield oce.configure(local_config(data_dir))
+    oce.configure(local_config(data_dir))
+    yield oce.pipeline.wiring.get_pipeline()
     oce.shutdown()
 
 

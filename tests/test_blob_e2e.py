@@ -191,9 +191,10 @@ def test_outage_all_records_arrive_and_scoring_is_not_held_up(
         azurite_factory, container_name: str, tmp_path: Path, wait_for) -> None:
     server = azurite_factory()
     bound = 8 << 20
-    pipeline = oce.configure(blob_config(server.connection_string, container_name,
-                                         tmp_path / "spool", spool_max_bytes=bound,
-                                         connect_timeout=1))
+    oce.configure(blob_config(server.connection_string, container_name,
+                              tmp_path / "spool", spool_max_bytes=bound,
+                              connect_timeout=1))
+    pipeline = oce.pipeline.wiring.get_pipeline()
     storage = pipeline.exporter.storage  # type: ignore[attr-defined]
     c = Collector(name="model_inputs")
     payload = "p" * 2000
@@ -294,8 +295,9 @@ def test_storage_failures_are_clear_and_scoring_keeps_running(
         conn = azurite.connection_string.replace(str(azurite.port), str(port))
         secrets = [azurite.ACCOUNT_KEY]
         expected = "cannot reach"
-    pipeline = oce.configure(blob_config(conn, container_name, tmp_path / "spool",
-                                         destination=destination, connect_timeout=1))
+    oce.configure(blob_config(conn, container_name, tmp_path / "spool",
+                              destination=destination, connect_timeout=1))
+    pipeline = oce.pipeline.wiring.get_pipeline()
     storage = pipeline.exporter.storage  # type: ignore[attr-defined]
     c = Collector(name="model_inputs")
     for i in range(20):

@@ -183,8 +183,11 @@ def _start(source: Callable[[], Config | None]) -> None:
     _install(pipeline)
 
 
-def configure(source: str | Mapping[str, Any] | Config | None = None) -> Pipeline:
-    """(Re)build the pipeline from a YAML path, a dict or a Config; the old one is drained first."""
+def configure(source: str | Mapping[str, Any] | Config | None = None) -> None:
+    """(Re)build the pipeline from a YAML path, a dict or a Config; the old one is drained first.
+
+    It returns nothing: the pipeline is internal. `stats()` and `flush()` report on it.
+    """
     config = source if isinstance(source, Config) else load_config(source)
     pipeline = Pipeline(config)
     global _stopped, _start_failure
@@ -195,7 +198,6 @@ def configure(source: str | Mapping[str, Any] | Config | None = None) -> Pipelin
         _start_failure = None
     if old is not None:
         _retire(old)
-    return pipeline
 
 
 def _retire(pipeline: Pipeline) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from exporters import contract as A
 from exporters.contract import check_name
+from exporters.telemetry import Tally
 
 from ..pipeline.wiring import (
     PipelineStopped,
@@ -82,7 +83,10 @@ class Collector:
 
         Without a context, the current request's context (set by the payload
         middleware) is used, else a new one. `attributes` are extra OTel attributes
-        (the payload middleware passes HTTP details this way).
+        (the payload middleware passes HTTP details this way); they may not set the
+        contract's own (`exporters.contract.RESERVED`: collection, endpoint, deployment,
+        model version, correlation id, payload kind, instance id): such a call goes to
+        `on_error` and its record is dropped, counted as `reason=invalid`.
         """
         context = correlation_context  # a context may be falsy (a dict subclass, say)
         if context is None:
@@ -133,6 +137,8 @@ class Collector:
             return context
         attrs = dict(pipeline.base_attributes)
         if attributes:
+            if not self._allowed(attributes, tally):
+                return context
             attrs.update(attributes)
         attrs[A.COLLECTION] = self.name
         attrs[A.CORRELATION_ID] = correlation_id
@@ -154,6 +160,16 @@ class Collector:
             tally.add("records.dropped", reason="emit_failed", collection=self.name)
             _log.warning("otel_collector_ext: could not record %s: %s", self.name, e)
         return context  # records.collected is counted by the queue, for what it queued
+
+    def _allowed(self, attributes: Mapping[str, Any], tally: Tally) -> bool:
+        """Whether extra `attributes` leave the contract's own alone; else on_error, counted."""
+        reserved = A.RESERVED.intersection(attributes)
+        if not reserved:
+            return True
+        tally.add("records.dropped", reason="invalid", collection=self.name)
+        self.on_error(ValueError(f"attributes may not set {', '.join(sorted(reserved))}: the "
+                                 "configuration and collect() set them"))
+        return False
 
     def __repr__(self) -> str:
         return f"Collector(name={self.name!r})"

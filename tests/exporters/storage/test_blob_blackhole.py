@@ -39,7 +39,8 @@ def test_black_hole_in_front_of_blob_drops_nothing_and_delivers_once(
     proxy = BlackHoleProxy(azurite.port).start()
     conn = azurite.connection_string.replace(f":{azurite.port}/", f":{proxy.port}/")
     config = blob_config(conn, container_name, tmp_path / "spool")
-    pipeline = oce.configure(config)
+    oce.configure(config)
+    pipeline = oce.pipeline.wiring.get_pipeline()
     storage = pipeline.exporter.storage  # type: ignore[attr-defined]
     c = Collector(name="model_inputs")
     sent = 0

@@ -98,7 +98,8 @@ def test_blob_spool_on_a_full_disk_while_storage_is_down(
     config = blob_config(server.connection_string, container_name, small_disk / "spool",
                          connect_timeout=1)
     config["batch"] = {"schedule_delay_millis": 20}
-    pipeline = oce.configure(config)
+    oce.configure(config)
+    pipeline = oce.pipeline.wiring.get_pipeline()
     storage = pipeline.exporter.storage  # type: ignore[attr-defined]
     c = Collector(name="model_inputs")
     first = collect_round(c, 0)

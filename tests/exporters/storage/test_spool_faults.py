@@ -206,8 +206,9 @@ def test_an_io_error_on_the_spool_is_counted_as_storage_failed_and_flush_says_so
 
     faulty = FaultyFileOps(("write", "segment", "EIO"))
     monkeypatch.setattr(spool_module, "file_ops", faulty)
-    pipeline = oce.configure(blob_config(azurite.connection_string, container_name,
-                                         tmp_path / "spool"))
+    oce.configure(blob_config(azurite.connection_string, container_name,
+                              tmp_path / "spool"))
+    pipeline = oce.pipeline.wiring.get_pipeline()
     c = Collector(name="model_inputs")
     c.collect(pd.DataFrame({"i": [0]}))
     assert oce.flush()
