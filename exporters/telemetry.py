@@ -26,7 +26,7 @@ class Tally:
         self._counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
         self._lock = threading.Lock()
 
-    def add(self, name: str, amount: int = 1, **attributes: str) -> None:
+    def add(self, name: str, amount: int = 1, /, **attributes: str) -> None:
         key = (name, tuple(sorted(attributes.items())))
         with self._lock:
             self._counts[key] += amount

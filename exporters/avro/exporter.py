@@ -198,6 +198,7 @@ class AvroLogExporter(LogRecordExporter):
                     ENV_PREFIX)
                 return
             collection = self.other_logs_collection
+        assert isinstance(collection, str)  # the record's own, or other_logs_collection
         endpoint = str(attrs.get(A.ENDPOINT) or "default")
         deployment = str(attrs.get(A.DEPLOYMENT) or "default")
         resource_attrs = readable.resource.attributes if readable.resource else {}
@@ -226,6 +227,7 @@ class AvroLogExporter(LogRecordExporter):
             frames.append(frame)
             envelopes.append(envelope)
         else:
+            body: Any
             if ordinary:  # the whole record, so severity and attributes are kept too
                 kind, body = A.KIND_JSON, log_record_document(readable)
                 attrs = {}
@@ -360,7 +362,7 @@ class AvroLogExporter(LogRecordExporter):
         directory: str,
         instance: str,
         schema: Mapping[str, Any],
-        rows: list[dict[str, Any]],
+        rows: Sequence[Mapping[str, Any]],
         collection: str,
         shape: str,
         records: int | None = None,

@@ -27,9 +27,9 @@ def str_array(values: Any) -> Any:
 def string_dtype(storage: str, na_value: Any) -> pd.StringDtype:
     """`pd.StringDtype(storage, na_value=…)`; pandas 2.2 has only the pd.NA flavour."""
     try:
-        return pd.StringDtype(storage, na_value=na_value)
+        return pd.StringDtype(storage, na_value=na_value)  # type: ignore[call-overload]  # stubs: storage is a Literal
     except TypeError:  # pandas < 2.3: no na_value argument
-        return pd.StringDtype(storage)
+        return pd.StringDtype(storage)  # type: ignore[call-overload]  # stubs: storage is a Literal
 
 
 def pandas_dtype(text: str) -> Any:

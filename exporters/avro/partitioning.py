@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 ROLLING_DEPTH = {"day": 3, "hour": 4, "minute": 5}
@@ -60,11 +61,17 @@ def partition_dir(
     return collection_prefix(endpoint, deployment, collection) + time_path(time_us, rolling_rate)
 
 
+def partition_time(numbers: Sequence[int]) -> datetime:
+    """The UTC time of a partition folder's numbers: year, month, day[, hour[, minute]]."""
+    year, month, day, hour, minute = (*numbers, 0, 0)[:5]
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
+
+
 def partition_start(path: str, prefix: str) -> datetime | None:
     """The UTC start of the partition a stored `path` under `prefix` lies in, or None."""
     rest = path[len(prefix):].split("/")[:-1]
     try:
         numbers = [int(p) for p in rest[:5]]
-        return datetime(*numbers, tzinfo=UTC) if len(numbers) >= 3 else None  # type: ignore[misc]
+        return partition_time(numbers) if len(numbers) >= 3 else None
     except (ValueError, TypeError):
         return None

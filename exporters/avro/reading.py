@@ -194,7 +194,7 @@ def read_tolerant(data: bytes) -> Container:
     items = list(iter_blocks(data, header))
     if all(isinstance(i, Block) for i in items):
         try:  # the common case: one fastavro pass over the whole file
-            return Container(header, list(fastavro.reader(io.BytesIO(data))))
+            return Container(header, list(fastavro.reader(io.BytesIO(data))))  # type: ignore[arg-type]  # fastavro: records are dicts here
         except Exception:  # a block that frames well but does not decode: salvage below
             pass
     records: list[dict[str, Any]] = []
@@ -205,7 +205,8 @@ def read_tolerant(data: bytes) -> Container:
             problems.append(_damage_text(item, len(data)))
             continue
         try:
-            records.extend(fastavro.reader(io.BytesIO(head + data[item.offset:item.end])))
+            records.extend(fastavro.reader(  # type: ignore[arg-type]  # fastavro: records are dicts here
+                io.BytesIO(head + data[item.offset:item.end])))
         except Exception as e:  # skip this block, keep the others
             problems.append(f"block at bytes {item.offset}-{item.end} does not decode "
                             f"({type(e).__name__}: {e}); its {item.count} records skipped")

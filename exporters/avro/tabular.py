@@ -92,9 +92,9 @@ import decimal
 import functools
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -240,7 +240,8 @@ def _scalar_row_frame(row: Mapping[Any, Any]) -> pd.DataFrame | None:
     keys = tuple(row)
     columns = _str_index(keys) if all(type(k) is str for k in keys) else pd.Index(keys)
     try:
-        return pd.DataFrame._from_arrays(arrays, columns, pd.RangeIndex(1), verify_integrity=False)
+        return pd.DataFrame._from_arrays(  # type: ignore[attr-defined]  # private: not in the stubs
+            arrays, columns, pd.RangeIndex(1), verify_integrity=False)
     except Exception:  # noqa: BLE001 - private constructor: the public path instead
         return None
 
@@ -427,8 +428,8 @@ def convert_frames(
     for j, ((field_name, name_attrs), (arr, pd_dtype)) in enumerate(
             zip(names, gathered, strict=True)):
         avro_type, attrs, vals = _convert_column(arr)
-        if object_dtypes is not None and object_dtypes[j] and pd_dtype == "object":
-            pd_dtype = object_dtypes[j]
+        if object_dtypes is not None and (declared := object_dtypes[j]) and pd_dtype == "object":
+            pd_dtype = declared
         field = {"name": field_name, "type": ["null", avro_type], "default": None}
         field.update(name_attrs)
         field[ATTR_PANDAS_DTYPE] = pd_dtype
@@ -621,7 +622,7 @@ def _build_rows(
     values: list[list[Any]],
 ) -> list[dict]:
     row_values = zip(*values, strict=True) if values else None
-    rows = []
+    rows: list[dict] = []
     append = rows.append
     for env, n in zip(envelopes, lengths, strict=True):
         for i in range(n):
@@ -1055,11 +1056,12 @@ def _restore_column(values: list[Any], field: Mapping[str, Any]) -> Any:
     encoding = field.get(ATTR_ENCODING)
     has_null = values.count(None) > 0
 
-    decode = {
+    decoders: dict[str, Callable[[Any], Any]] = {
         ENCODING_JSON: json.loads,
         ENCODING_UINT64: int,
         ENCODING_DECIMAL_STRING: decimal.Decimal,
-    }.get(encoding)
+    }
+    decode = decoders.get(encoding) if encoding is not None else None
     if decode is not None:
         values = [None if v is None else decode(v) for v in values]
 
@@ -1099,9 +1101,10 @@ def _tz(name: str) -> Any:
         return dt.UTC  # a zone this machine does not know: the instant is still right
 
 
-def _unit(pd_dtype: str) -> str:
+def _unit(pd_dtype: str) -> Literal["s", "ms", "us", "ns"]:
     m = re.match(r"\w+\[(\w+)", pd_dtype)
-    return m.group(1) if m else "us"
+    # The dtype names pandas writes carry one of these units.
+    return cast(Literal["s", "ms", "us", "ns"], m.group(1) if m else "us")
 
 
 def _object_array(values: list[Any]) -> np.ndarray:
@@ -1126,7 +1129,7 @@ def _to_dtype(values: list[Any], pd_dtype: str | None, has_null: bool) -> Any:
     try:
         if isinstance(dtype, np.dtype):
             if has_null and dtype.kind in "iu":
-                return pd.array(values, dtype=_nullable_int_name(dtype))
+                return pd.array(values, dtype=_nullable_int_name(dtype))  # type: ignore[call-overload]  # stubs: literal names only
             if has_null and dtype.kind == "b":
                 return pd.array(values, dtype="boolean")
             return np.array(values, dtype=dtype)
@@ -1197,10 +1200,12 @@ def _merge_column(pieces: list[pd.Series | None], lengths: list[int]) -> Any:
     union_categories = isinstance(target, pd.CategoricalDtype) and target.categories is None
     out = []
     for p, filler, n in zip(pieces, fillers, lengths, strict=True):
-        if union_categories:
-            p = pd.Series([None] * n, dtype=object) if filler else p.astype(object)
-        elif filler:
-            p = pd.Series([None] * n, dtype=object).astype(target)
+        if filler or p is None:  # a missing piece is always a filler
+            p = pd.Series([None] * n, dtype=object)
+            if not union_categories:
+                p = p.astype(target)
+        elif union_categories:
+            p = p.astype(object)
         elif not _same_dtype(p.dtype, target):
             p = p.astype(target)
         out.append(p)

@@ -462,7 +462,7 @@ def _spec_json(spec: _Spec) -> list[Any]:
 
 def _schema_text(names: tuple[Any, ...], specs: tuple[_Spec, ...],
                  index_spec: _Spec | None) -> str:
-    key = (names, specs, index_spec)
+    key: tuple[Any, ...] | None = (names, specs, index_spec)
     try:
         schema = _schema_texts.get(key)
     except TypeError:  # unhashable names: no caching
@@ -539,7 +539,7 @@ def _layout_groups(frames: Sequence[pd.DataFrame]) -> list[list[int]]:
     seen_columns: list[tuple[pd.Index, int]] = []
     for i, frame in enumerate(frames):
         try:
-            key = (_columns_token(frame.columns, seen_columns), _block_key(frame))
+            key: tuple[Any, ...] = (_columns_token(frame.columns, seen_columns), _block_key(frame))
         except Exception:  # private pandas layout: on any surprise, this frame alone
             key = ("alone", i)
         if not _default_index(frame.index):
@@ -569,7 +569,7 @@ def _same_names(a: pd.Index, b: pd.Index) -> bool:
 
 
 def _block_key(frame: pd.DataFrame) -> tuple[Any, ...]:
-    key = []
+    key: list[tuple[Any, ...]] = []
     for blk in frame._mgr.blocks:
         where = blk.mgr_locs.as_array.tobytes()  # .indexer costs 45 µs on a fresh frame
         dtype = blk.dtype
@@ -608,7 +608,7 @@ def _gather(frames: list[pd.DataFrame]) -> list[Any]:
     for b, blk in enumerate(first):
         parts = [f._mgr.blocks[b].values for f in frames]
         if isinstance(parts[0], np.ndarray):
-            merged = np.concatenate(parts, axis=parts[0].ndim - 1)
+            merged: Any = np.concatenate(parts, axis=parts[0].ndim - 1)
         elif isinstance(parts[0], pd.Categorical):
             merged = pd.Categorical.from_codes(np.concatenate([p.codes for p in parts]),
                                                dtype=parts[0].dtype)
@@ -817,7 +817,7 @@ class _Masked:
                 or getattr(dtype, "numpy_dtype", None) != data_dtype:
             raise BodyError("columnar body: bad masked dtype")
         self.data_dtype = data_dtype
-        self.array_type = dtype.construct_array_type()
+        self.array_type: Any = dtype.construct_array_type()  # a masked array class
 
     def split(self, reader: _Reader, rows: int) -> tuple[bytes, bytes]:
         return reader.raw(rows * self.data_dtype.itemsize), reader.raw(rows)
@@ -857,7 +857,8 @@ class _Strings:
         array = _with_nulls(values, b"".join(p[0] for p in parts))
         if self.string is None:
             return array
-        return self.string.construct_array_type()._from_sequence(array, dtype=self.string)
+        array_type: Any = self.string.construct_array_type()  # _from_sequence: not in the stubs
+        return array_type._from_sequence(array, dtype=self.string)
 
 
 class _Any:

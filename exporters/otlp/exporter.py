@@ -168,6 +168,7 @@ def encode_records(batch: Sequence[ReadableLogRecord]) -> list[ReadableLogRecord
                 pass
         out[i] = _encoded(readable)
     if frames:
+        bodies: Sequence[dict[str, Any] | None]
         try:
             bodies = encode_frames(frames)
         except Exception as e:  # never let one body sink the batch

@@ -26,6 +26,7 @@ exception (whose text may contain request URLs).
 
 from __future__ import annotations
 
+import builtins
 import copy
 import logging
 import os
@@ -36,6 +37,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -282,7 +284,7 @@ class BlobStorage(Storage):
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
         self.lookup_timeout = float(lookup_timeout)
         #: Per-request options of listing and size calls (see `for_lookups`).
-        self._lookup_kwargs: dict[str, float] = {}
+        self._lookup_kwargs: dict[str, Any] = {}  # timeouts passed to each lookup call
         self.max_appends = MAX_APPENDS
         self._lock = threading.Lock()
         self._container_ready = False
@@ -413,7 +415,7 @@ class BlobStorage(Storage):
         full = self.prefix + prefix
         token: str | None = None
         while True:
-            page, token = self._retrying("list", prefix or "/", lambda t=token: self._list_page(full, t))
+            page, token = self._retrying("list", prefix or "/", partial(self._list_page, full, token))
             yield from page
             if not token:
                 return
@@ -572,7 +574,7 @@ class BlobStorage(Storage):
     def _range(self, name: str, offset: int, length: int) -> bytes:
         return self._container.download_blob(name, offset=offset, length=length).readall()
 
-    def _list_page(self, full_prefix: str, token: str | None) -> tuple[list[ObjectInfo], str | None]:
+    def _list_page(self, full_prefix: str, token: str | None) -> tuple[builtins.list[ObjectInfo], str | None]:
         pages = self._container.list_blobs(name_starts_with=full_prefix or None,
                                            **self._lookup_kwargs).by_page(continuation_token=token)
         try:
@@ -584,7 +586,8 @@ class BlobStorage(Storage):
             if e.status_code == 404 and _code(e) == "ContainerNotFound":
                 return [], None
             raise
-        return items, pages.continuation_token
+        # by_page() returns azure.core's PageIterator, which azure-core types as a plain Iterator.
+        return items, pages.continuation_token  # type: ignore[attr-defined]
 
     def _check_size(self, path: str, name: str, expected: int) -> int:
         actual = self._props_size(name) or 0
@@ -657,7 +660,7 @@ class BlobStorage(Storage):
             raise BlobObjectError(f"{self._where(path)} would exceed {BLOCK_LIMIT} blocks")
         for i, off in enumerate(range(0, len(data), MAX_BLOCK_BYTES)):
             chunk = data[off: off + MAX_BLOCK_BYTES]
-            self._writing(lambda c=chunk, i=i: blob.stage_block(ids[i], c))
+            self._writing(partial(blob.stage_block, ids[i], chunk))
         blocks = [BlobBlock(b, BlockState.COMMITTED) for b in committed]
         blocks += [BlobBlock(b, BlockState.UNCOMMITTED) for b in ids]
         condition: dict[str, Any] = (
@@ -673,7 +676,7 @@ class BlobStorage(Storage):
             return self._append_roll_settle(path, name, ids, expected, len(data))
         return expected + len(data)
 
-    def _append_roll_settle(self, path: str, name: str, ids: list[str], expected: int, n: int) -> int:
+    def _append_roll_settle(self, path: str, name: str, ids: builtins.list[str], expected: int, n: int) -> int:
         blob = self._container.get_blob_client(name)
         actual = self._props_size(name) or 0
         if actual == expected + n and [b.id for b in blob.get_block_list("committed")[0]][-len(ids):] == ids:

@@ -44,6 +44,7 @@ newest operation with `SpoolFull` and counts it; ``"block"`` waits up to
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import logging
@@ -51,6 +52,7 @@ import os
 import random
 import shutil
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -199,17 +201,14 @@ def _try_lock(path: Path) -> int | None:
     """An fd holding an exclusive lock on `path`, or None if another process holds it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        import fcntl
+        if sys.platform == "win32":
+            import msvcrt
 
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:  # Windows
-        import msvcrt
-
-        try:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            os.close(fd)
-            return None
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
         return None
@@ -421,7 +420,7 @@ class SpooledStorage(Storage):
             if path in self._sizes:
                 return self._sizes[path]
         size = self._remote_size(path, strict=True)
-        return None if size is _UNKNOWN else size  # type: ignore[return-value]
+        return None if size is _UNKNOWN else size
 
     def read(self, path: str) -> bytes:
         """The object as it will be once uploaded: the stored bytes plus spooled operations."""
@@ -737,7 +736,7 @@ class SpooledStorage(Storage):
             self._unindexed[path] = None
             log.warning("spool %s: cannot add %s to its name index now (%s)", self.slot, path, e)
 
-    def _append_index(self, names: list[str]) -> None:
+    def _append_index(self, names: builtins.list[str]) -> None:
         """Append lines to the index and fsync; on failure cut it back to its whole lines (or,
         if even that fails, start the next entry on a new line)."""
         data = (("\n" if self._index_torn else "") + "".join(f"{n}\n" for n in names)).encode()
@@ -782,7 +781,7 @@ class SpooledStorage(Storage):
                 return slot, fd
         raise StorageError(f"no free spool slot under {root}", transient=False)
 
-    def _adopt_orphans(self, root: Path) -> list[Path]:
+    def _adopt_orphans(self, root: Path) -> builtins.list[Path]:
         """Move slots whose process is gone under our slot; returns every adopted log, oldest first.
 
         The move is one atomic rename, so a slot is uploaded by exactly one process."""
@@ -900,7 +899,7 @@ class SpooledStorage(Storage):
         # Under pressure close windows early rather than refuse new data.
         return self._spool_bytes > 0.8 * self.max_bytes or self._ops > 0.8 * self.max_ops
 
-    def _next_group(self) -> list[_Op] | None:
+    def _next_group(self) -> builtins.list[_Op] | None:
         if self._stopping and not self._force:
             return None
         now = time.monotonic()
@@ -937,7 +936,7 @@ class SpooledStorage(Storage):
             fd = self._read_fds[op.key] = os.open(op.log_dir / _seg_name(op.seg), os.O_RDONLY)
         return fd
 
-    def _upload(self, group: list[_Op], datas: list[bytes]) -> None:
+    def _upload(self, group: builtins.list[_Op], datas: builtins.list[bytes]) -> None:
         first = group[0]
         data = datas[0] if len(datas) == 1 else b"".join(datas)
         start = time.monotonic()
@@ -969,7 +968,7 @@ class SpooledStorage(Storage):
             self._counts["uploaded_puts" if first.kind == _PUT else "uploaded_appends"] += len(group)
             self._done(group)
 
-    def _settle_conflict(self, group: list[_Op], datas: list[bytes], actual: int) -> None:
+    def _settle_conflict(self, group: builtins.list[_Op], datas: builtins.list[bytes], actual: int) -> None:
         """An append found the object at another size: skip what is already there, drop the rest
         of the object's operations if it cannot be continued."""
         covered = [(op, d) for op, d in zip(group, datas, strict=True) if op.end <= actual]
@@ -996,7 +995,7 @@ class SpooledStorage(Storage):
                    f"{len(queue)} spooled operations for it cannot be applied and are dropped",
                    reset_size=actual)
 
-    def _drop(self, ops: list[_Op], reason: str, message: str, reset_size: int | None = None) -> None:
+    def _drop(self, ops: builtins.list[_Op], reason: str, message: str, reset_size: int | None = None) -> None:
         log.error("%s (%s)", message, self.destination)
         with self._cond:
             self._dropped[reason] += len(ops)
@@ -1021,7 +1020,7 @@ class SpooledStorage(Storage):
             self._last_logged = now
         self._last_error = message
 
-    def _done(self, ops: list[_Op]) -> None:
+    def _done(self, ops: builtins.list[_Op]) -> None:
         if self._failures:
             log.info("uploads to %s work again", self.destination)
         self._failures = 0

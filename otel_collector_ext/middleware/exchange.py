@@ -22,7 +22,7 @@ from typing import IO, Any
 from exporters import contract as A
 
 from ..pipeline.config import FORBIDDEN_HEADERS, Config
-from ..pipeline.wiring import get_pipeline
+from ..pipeline.wiring import Pipeline, get_pipeline
 from ..scoring.collector import Collector
 from ..scoring.context import BasicCorrelationContext, new_correlation_id
 
@@ -290,6 +290,7 @@ class Exchange:
         """Start an exchange; `headers` are the request's (lower-case name, value) pairs,
         str or latin-1 bytes. Only names in `wanted_headers()` matter; others may be left out.
         """
+        pipeline: Pipeline | None
         try:
             pipeline = get_pipeline()
             config = pipeline.config

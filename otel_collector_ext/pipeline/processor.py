@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.resources import Resource
 
 from exporters.contract import collection_of
 from exporters.settings import DEFAULT_MAX_QUEUE_BYTES
@@ -238,7 +238,7 @@ class BatchingProcessor(LogRecordProcessor):
             return []
         first = queue[0][2]
         cut = min((r.upto for r in self._requests if r.upto >= first), default=None)
-        entries = []
+        entries: list[tuple[ReadableLogRecord, int, int]] = []
         while queue and len(entries) < self._batch_size and (cut is None or queue[0][2] <= cut):
             entries.append(queue.popleft())
         self._bytes -= sum(size for _, size, _ in entries)

@@ -128,6 +128,7 @@ class Redactor:
 
         `body` is the Collector's private snapshot, so it may be changed in place.
         """
+        changed: bool | str  # True, or the flag saying why the body could not be redacted
         if kind == A.KIND_DATAFRAME:
             changed = self._frame(body)
         elif kind == A.KIND_ROW:

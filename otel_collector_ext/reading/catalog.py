@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from exporters.avro.partitioning import collection_prefix, safe_segment
+from exporters.avro.partitioning import collection_prefix, partition_time, safe_segment
 from exporters.avro.schema_store import SCHEMA_DIR
 from exporters.storage import ObjectInfo, Storage
 
@@ -70,7 +70,7 @@ def classify(info: ObjectInfo) -> DataFile | str | None:
     ):
         return f"skipped {info.path}: not in a yyyy/MM/dd[/HH[/mm]] partition folder"
     try:
-        start = datetime(*(int(n) for n in numbers), tzinfo=UTC)  # type: ignore[misc]
+        start = partition_time([int(n) for n in numbers])
     except ValueError:
         return f"skipped {info.path}: not a valid partition date"
     return DataFile(info.path, info.size, parts[0], parts[1], parts[2], start,

@@ -69,7 +69,7 @@ def fsspec_location(destination: str, options: Mapping[str, Any] | None) -> tupl
     sas = options.get("sas_token") or dest.sas_token
     key = options.get("account_key")
     if key or sas:
-        secret = f"AccountKey={key}" if key else f"SharedAccessSignature={sas.lstrip('?')}"
+        secret = f"AccountKey={key}" if key else f"SharedAccessSignature={(sas or '').lstrip('?')}"
         return root, {"connection_string": f"AccountName={account};{secret};"
                                            f"BlobEndpoint={dest.account_url};"}
     fs_options: dict[str, Any] = {"account_name": account, "anon": False}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import pandas as pd
 
@@ -97,7 +97,7 @@ def write(frame: pd.DataFrame, fmt: str, target: str | IO[str] | IO[bytes]) -> N
                 kinds = {type(v) for v in out[column].dropna().head(1000)}
                 if len(kinds) > 1 or kinds & {list, dict, tuple}:
                     out[column] = out[column].map(_json_text)
-        out.to_parquet(target, index=False)
+        out.to_parquet(cast("str | IO[bytes]", target), index=False)  # a path or a binary stream
         return
     text = for_text(frame)
     if fmt == "csv":

@@ -194,9 +194,9 @@ def compare(name: str, baseline: pd.Series, current: pd.Series, bins: int = 20) 
         values = pd.concat([b, c])
         if not len(values):
             return None
-        lo, hi = values.quantile(0.005), values.quantile(0.995)
+        lo, hi = float(values.quantile(0.005)), float(values.quantile(0.995))
         if lo == hi:
-            lo, hi = values.min(), values.max()
+            lo, hi = float(values.min()), float(values.max())
         if lo == hi:
             lo, hi = lo - 0.5, hi + 0.5
         if pd.api.types.is_integer_dtype(both.dtype):

@@ -247,7 +247,7 @@ def _coalesce_envelope(merged: pd.DataFrame) -> pd.DataFrame:
     for name in _ENVELOPE_VALUES:
         a, b = name + INPUT_SUFFIX, name + OUTPUT_SUFFIX
         if a in merged.columns and b in merged.columns:
-            position = merged.columns.get_loc(a)
+            position = list(merged.columns).index(a)
             values = merged[a].combine_first(merged[b])
             merged = merged.drop(columns=[a, b])
             merged.insert(position, name, values)
@@ -262,7 +262,7 @@ def _nullable_again(merged: pd.DataFrame, *sources: pd.DataFrame) -> pd.DataFram
             dtype = source[column].dtype
             if (column in merged.columns and isinstance(dtype, np.dtype) and dtype.kind in "iub"
                     and merged[column].dtype != dtype):
-                merged[column] = merged[column].astype(
+                merged[column] = merged[column].astype(  # type: ignore[call-overload]  # stubs: literal names only
                     "boolean" if dtype.kind == "b" else _NULLABLE_INT.get(dtype.name, "Int64"))
     return merged
 
@@ -332,13 +332,15 @@ def join_inputs_outputs(
     lo, hi = time_range(start, end)
     wide_lo = None if lo is None else lo - JOIN_MARGIN
     wide_hi = None if hi is None else hi + JOIN_MARGIN
-    common = {"endpoint": endpoint, "deployment": deployment, "workers": workers,
-              "progress": progress}
     with _storage(destination, storage_options) as storage:
-        frame_in = load(storage, collection=inputs, start=lo, end=hi, **common)
-        frame_out = load(storage, collection=outputs, start=wide_lo, end=wide_hi, **common)
+        def read(collection: str, start: datetime | None, end: datetime | None) -> pd.DataFrame:
+            return load(storage, endpoint=endpoint, deployment=deployment, collection=collection,
+                        start=start, end=end, workers=workers, progress=progress)
+
+        frame_in = read(inputs, lo, hi)
+        frame_out = read(outputs, wide_lo, wide_hi)
         payloads = [
-            _payload_metadata(load(storage, collection=name, start=wide_lo, end=wide_hi, **common),
+            _payload_metadata(read(name, wide_lo, wide_hi),
                               name, include_bodies)
             for name in (request, response) if name
         ]

@@ -110,7 +110,8 @@ def render(
         baseline, current = baseline or default_base, current or default_cur
     hourly = rows_per_hour(frames)
     series = {
-        name: [(hour.to_pydatetime(), int(n)) for hour, n in hourly[name].items()]
+        # The index holds Timestamps; the stubs type index labels as Hashable.
+        name: [(hour.to_pydatetime(), int(n)) for hour, n in hourly[name].items()]  # type: ignore[attr-defined]
         for name in hourly.columns
     }
     chart = svg.time_series(series, bands=[

@@ -30,7 +30,9 @@ if int(pd.__version__.split(".", 1)[0]) >= 3:
         """Whether pandas' Copy-on-Write is on: always, from pandas 3."""
         return True
 else:  # pandas 2: an option the application may turn on or off at any time
-    from pandas._config import using_copy_on_write as copy_on_write
+    from pandas._config import (  # type: ignore[attr-defined,no-redef]  # pandas 2 only
+        using_copy_on_write as copy_on_write,
+    )
 
 
 class EmptyPayload(Exception):
@@ -50,10 +52,10 @@ def _shallow_copy(frame: pd.DataFrame) -> pd.DataFrame:
     pandas internals, so any surprise falls back to the public call.
     """
     try:
-        mgr = frame._mgr
+        mgr: Any = frame._mgr  # pandas internals: not in the stubs
         blocks = tuple(block.copy(deep=False) for block in mgr.blocks)
         new = type(mgr)(blocks, mgr.axes, verify_integrity=False)
-        return frame._constructor_from_mgr(new, axes=new.axes)
+        return frame._constructor_from_mgr(new, axes=new.axes)  # type: ignore[operator]  # internals
     except Exception:
         return frame.copy(deep=False)
 

@@ -23,8 +23,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -225,7 +226,7 @@ class Service:
         for slot in self.exporters.values():
             if slot.durable is None:
                 continue
-            count = slot.durable.replay(lambda body, slot=slot: self._replayed(body, slot),
+            count = slot.durable.replay(partial(self._replayed, slot=slot),
                                         _payload_bytes)
             if count:
                 _log.info("exporter %s: replaying %d acknowledged records from the "
@@ -323,9 +324,10 @@ class Service:
             if self._closed:
                 raise Busy(RETRY_AFTER_SECONDS, stopping=True)
             for slot, kept in kept_for.items():
-                room = (slot.durable.has_room(len(kept), sizes[slot], len(entry))
-                        if slot.durable is not None else
-                        slot.queue.has_room(len(kept), sizes[slot]))  # type: ignore[union-attr]
+                queue = slot.queue
+                room = (queue.has_room(len(kept), sizes[slot], len(entry))
+                        if isinstance(queue, DurableQueue) else
+                        queue.has_room(len(kept), sizes[slot]))
                 if not room:
                     raise Busy(RETRY_AFTER_SECONDS)
             for slot, kept in kept_for.items():
@@ -339,9 +341,9 @@ class Service:
                                    slot.name, e)
                         raise Busy(RETRY_AFTER_SECONDS) from None
                     continue
-                emit = slot.queue.on_emit  # type: ignore[union-attr]
+                emit = cast(BatchingProcessor, slot.queue).on_emit  # not durable: in memory
                 for record in kept:
-                    emit(record)  # type: ignore[arg-type]  # a ReadableLogRecord is what it queues
+                    emit(record)
         for durable, position in logged:  # outside the lock: concurrent requests share fsyncs
             try:
                 durable.wait_durable(position)

@@ -95,7 +95,10 @@ class AttributesProcessor:
 
     def apply(self, attrs: dict[str, Any]) -> dict[str, Any]:
         for action, pattern in self.actions:
-            keys = [k for k in attrs if pattern.search(k)] if pattern is not None else [action.key]
+            if pattern is not None:
+                keys = [k for k in attrs if pattern.search(k)]
+            else:  # validated: an action without a pattern has a key
+                keys = [action.key] if action.key is not None else []
             for key in keys:
                 present = key in attrs
                 if action.action == "delete":

@@ -217,7 +217,8 @@ class DurableQueue:
                     return  # what is not committed stays in the log for the next start
                 if not self._entries:
                     continue
-                taken, count = [], 0
+                taken: list[tuple[int, Sequence[ReadableLogRecord], int]] = []
+                count = 0
                 for entry in self._entries:
                     if taken and count + len(entry[1]) > self._batch:
                         break

@@ -47,7 +47,7 @@ def _one_line_error(parser: argparse.ArgumentParser) -> Callable[[str], NoReturn
 
 def add_storage_arguments(parser: argparse.ArgumentParser) -> None:
     """--destination and the Blob credentials; parse errors become one line."""
-    parser.error = _one_line_error(parser)  # type: ignore[method-assign]
+    parser.error = _one_line_error(parser)  # type: ignore[method-assign,assignment]  # this parser only
     g = parser.add_argument_group("storage")
     g.add_argument("-d", "--destination", default=os.environ.get(DESTINATION_ENV),
                    help="local folder, az://container[/prefix] or "

@@ -81,7 +81,8 @@ def _stats(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({
             "rows_per_hour": [
-                {"hour": hour.isoformat(), **{k: int(v) for k, v in row.items()}}
+                {"hour": hour.isoformat(),  # type: ignore[attr-defined]  # a Timestamp index
+                 **{k: int(v) for k, v in row.items()}}
                 for hour, row in hourly.iterrows()
             ],
             "collections": {

@@ -196,7 +196,8 @@ def _decode_frames(out: Decoded, frames: list[tuple[int, Any]], budget: DecodeBu
             bad.add(position)
             out.reject(str(result))
         else:
-            out.records[position].log_record.body = result
+            # A DataFrame body: this project's columnar form, beyond OTel's AnyValue.
+            out.records[position].log_record.body = result  # type: ignore[assignment]
     if bad:
         out.records = [r for k, r in enumerate(out.records) if k not in bad]
 
@@ -224,7 +225,8 @@ def _record(pb: PbLogRecord, max_depth: int, budget: DecodeBudget) -> LogRecord:
             raise _RecordError(str(e)) from None
         except Exception:  # off the wire: whatever it is, it is this record's problem
             raise _RecordError("undecodable body") from None
-    return LogRecord(
+    # The SDK's overloads cannot be matched by mypy here (too many unions to try).
+    return LogRecord(  # type: ignore[call-overload,misc]
         timestamp=pb.time_unix_nano or None,
         observed_timestamp=pb.observed_time_unix_nano or None,
         trace_id=trace_id,

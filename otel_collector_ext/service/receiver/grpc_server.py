@@ -90,7 +90,8 @@ class GrpcReceiverServer:
     def _export(self, messages: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
         receiver = self.receiver
         metadata = dict(context.invocation_metadata() or ())
-        if not receiver.authorized(metadata.get("authorization")):
+        token = metadata.get("authorization")  # text: only "-bin" keys carry bytes
+        if not receiver.authorized(token if isinstance(token, str) else None):
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
         if self.stopping or not self.admission.try_enter():
             receiver.counters.add(requests=1, requests_busy=1)
