@@ -246,6 +246,12 @@ def _install_log_redaction() -> None:
         logging.getLogger(name).addFilter(_RedactingFilter())
 
 
+def _check_timeouts(**timeouts: object) -> None:
+    for name, value in timeouts.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+
+
 class BlobStorage(Storage):
     """Objects are blobs named ``<prefix><path>`` in one container.
 
@@ -278,10 +284,8 @@ class BlobStorage(Storage):
         self.mode = mode
         self.create_container = create_container
         self.retry = retry or RetryPolicy()
-        for name, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout),
-                            ("lookup_timeout", lookup_timeout)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        _check_timeouts(connect_timeout=connect_timeout, read_timeout=read_timeout,
+                        lookup_timeout=lookup_timeout)
         self.lookup_timeout = float(lookup_timeout)
         #: Per-request options of listing and size calls (see `for_lookups`).
         self._lookup_kwargs: dict[str, Any] = {}  # timeouts passed to each lookup call
@@ -291,7 +295,6 @@ class BlobStorage(Storage):
         self._retries = 0
         self._owned_credential: Any = None
         _install_log_redaction()
-        secrets: list[str] = []
         client_kwargs: dict[str, Any] = {
             "retry_total": 0,  # retries happen here, where errors are classified
             "connection_timeout": connect_timeout,
@@ -302,51 +305,63 @@ class BlobStorage(Storage):
                 raise ValueError(
                     "sas_token, account_key, credential and managed_identity_client_id apply to "
                     "https:// destinations; az:// destinations use a connection string")
-            conn_str = connection_string or _env("AZURE_STORAGE_CONNECTION_STRING")
-            if not conn_str:
-                raise ValueError(
-                    f"destination az://{dest.container} needs a connection string: set "
-                    "AZURE_STORAGE_CONNECTION_STRING or the connection_string option"
-                )
-            fields = _conn_str_fields(conn_str)
-            secrets += [conn_str, fields.get("accountkey", ""), fields.get("sharedaccesssignature", "")]
-            secrets += _sas_signatures(fields.get("sharedaccesssignature", ""))
-            self._redact = _Redactor(secrets)
-            try:
-                self._service = BlobServiceClient.from_connection_string(conn_str, **client_kwargs)
-            except Exception as e:  # the SDK's message may quote the string
-                raise ValueError(f"invalid Azure Storage connection string: {self._redact(str(e))}") from None
-            self.account_name = fields.get("accountname") or self._service.account_name or "?"
+            self._connect_by_string(dest, connection_string, client_kwargs)
         else:
             if connection_string:
                 raise ValueError("connection_string applies to az:// destinations; "
                                  "use az://<container>[/<prefix>] with it")
-            sas = sas_token or dest.sas_token
-            if sas:
-                sas = sas.lstrip("?")
-                secrets += [sas, *_sas_signatures(sas)]
-                cred: Any = sas
-            elif account_key:
-                secrets.append(account_key)
-                cred = None  # filled once the account name is known
-            elif credential is not None:
-                cred = credential
-            else:
-                cred = self._default_credential(managed_identity_client_id)
-            self._redact = _Redactor(secrets)
-            account = _account_from_url(dest.account_url)
-            if account_key:
-                cred = {"account_name": account, "account_key": account_key}
-            try:
-                self._service = BlobServiceClient(dest.account_url, credential=cred, **client_kwargs)
-            except Exception as e:
-                raise ValueError(f"cannot use Blob account URL {dest.account_url}: {self._redact(str(e))}") from None
-            self.account_name = account
+            self._connect_to_account(dest.account_url, sas_token or dest.sas_token, account_key,
+                                     credential, managed_identity_client_id, client_kwargs)
         self._endpoint = _strip_query(self._service.url).rstrip("/")
         self._container = self._service.get_container_client(self.container_name)
 
     # -- construction helpers -------------------------------------------------
 
+
+    def _connect_by_string(self, dest: Destination, connection_string: str | None,
+                           client_kwargs: dict[str, Any]) -> None:
+        """An az:// destination: the service client from a connection string."""
+        conn_str = connection_string or _env("AZURE_STORAGE_CONNECTION_STRING")
+        if not conn_str:
+            raise ValueError(
+                f"destination az://{dest.container} needs a connection string: set "
+                "AZURE_STORAGE_CONNECTION_STRING or the connection_string option"
+            )
+        fields = _conn_str_fields(conn_str)
+        secrets = [conn_str, fields.get("accountkey", ""), fields.get("sharedaccesssignature", "")]
+        secrets += _sas_signatures(fields.get("sharedaccesssignature", ""))
+        self._redact = _Redactor(secrets)
+        try:
+            self._service = BlobServiceClient.from_connection_string(conn_str, **client_kwargs)
+        except Exception as e:  # the SDK's message may quote the string
+            raise ValueError(f"invalid Azure Storage connection string: {self._redact(str(e))}") from None
+        self.account_name = fields.get("accountname") or self._service.account_name or "?"
+
+    def _connect_to_account(self, account_url: str, sas: str | None, account_key: str | None,
+                            credential: Any, managed_identity_client_id: str | None,
+                            client_kwargs: dict[str, Any]) -> None:
+        """An https:// destination: the service client with a SAS, a key or a credential."""
+        secrets: list[str] = []
+        if sas:
+            sas = sas.lstrip("?")
+            secrets += [sas, *_sas_signatures(sas)]
+            cred: Any = sas
+        elif account_key:
+            secrets.append(account_key)
+            cred = None  # filled once the account name is known
+        elif credential is not None:
+            cred = credential
+        else:
+            cred = self._default_credential(managed_identity_client_id)
+        self._redact = _Redactor(secrets)
+        account = _account_from_url(account_url)
+        if account_key:
+            cred = {"account_name": account, "account_key": account_key}
+        try:
+            self._service = BlobServiceClient(account_url, credential=cred, **client_kwargs)
+        except Exception as e:
+            raise ValueError(f"cannot use Blob account URL {account_url}: {self._redact(str(e))}") from None
+        self.account_name = account
     def _default_credential(self, managed_identity_client_id: str | None) -> Any:
         try:
             from azure.identity import DefaultAzureCredential

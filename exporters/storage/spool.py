@@ -336,6 +336,15 @@ class SpooledStorage(Storage):
         self._lookups: Storage = for_lookups() if callable(for_lookups) else inner
         self._lookup_failed = False  # since the last upload that worked
 
+        self._init_state()
+        self._open(directory)
+        _register_metrics(self)
+        self._thread = threading.Thread(target=self._run, name=f"spool-uploader-{self.slot.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _init_state(self) -> None:
+        """The in-memory state: what is pending, sizes, failures and counts."""
         self._cond = threading.Condition()
         self._sizes: OrderedDict[str, int] = OrderedDict()
         self._pending: OrderedDict[str, deque[_Op]] = OrderedDict()
@@ -360,6 +369,8 @@ class SpooledStorage(Storage):
         self._dropped: dict[str, int] = {"spool_full": 0, "too_large": 0, "write_failed": 0,
                                          "conflict": 0, "rejected": 0, "corrupt": 0}
 
+    def _open(self, directory: str | os.PathLike[str]) -> None:
+        """Take a slot under `directory`, adopt orphaned slots and recover what they hold."""
         root = Path(directory).expanduser().resolve()
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
@@ -376,10 +387,6 @@ class SpooledStorage(Storage):
         self._unindexed: dict[str, None] = {}  # recovered names the index could not take
         self._index_fd = self._load_index()
         self._recover()
-        _register_metrics(self)
-        self._thread = threading.Thread(target=self._run, name=f"spool-uploader-{self.slot.name}",
-                                        daemon=True)
-        self._thread.start()
 
     # -- Storage interface ----------------------------------------------------
 

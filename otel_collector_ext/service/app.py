@@ -291,15 +291,10 @@ class Service:
             slot.queue.shutdown()
 
     # -- data path -------------------------------------------------------------------
-    def accept(self, receiver: str, records: Sequence[ReadableLogRecord],
-               request: ExportLogsServiceRequest | None = None) -> Rejected | None:
-        """Queue `records` on every pipeline of `receiver`, all or nothing; Busy when full.
-
-        Returns once they are durable: fsynced in the write-ahead log of each Avro
-        exporter (group commit; `request` is what the log keeps), queued for the others.
-        Records that no exporter would store (ordinary logs where only Avro exporters
-        keep inference records) are not queued but returned as rejected, so the client
-        hears of them (OTLP partial success) instead of a full success."""
+    def _route(self, receiver: str, records: Sequence[ReadableLogRecord],
+               ) -> tuple[dict[_Exporter, list[ReadableLogRecord]], int | None]:
+        """What each exporter of `receiver`'s pipelines stores of `records`, and how many
+        records none of them stores (None: `receiver` has no pipeline)."""
         kept_for: dict[_Exporter, list[ReadableLogRecord]] = {}
         unstored: int | None = None
         for pipeline in self.pipelines.get(receiver, ()):
@@ -313,6 +308,18 @@ class Service:
             # Another pipeline may store what this one does not: the fewest lost counts.
             lost = stored.count(False)
             unstored = lost if unstored is None else min(unstored, lost)
+        return kept_for, unstored
+
+    def accept(self, receiver: str, records: Sequence[ReadableLogRecord],
+               request: ExportLogsServiceRequest | None = None) -> Rejected | None:
+        """Queue `records` on every pipeline of `receiver`, all or nothing; Busy when full.
+
+        Returns once they are durable: fsynced in the write-ahead log of each Avro
+        exporter (group commit; `request` is what the log keeps), queued for the others.
+        Records that no exporter would store (ordinary logs where only Avro exporters
+        keep inference records) are not queued but returned as rejected, so the client
+        hears of them (OTLP partial success) instead of a full success."""
+        kept_for, unstored = self._route(receiver, records)
         entry = b""
         if any(slot.durable is not None and kept for slot, kept in kept_for.items()):
             if request is None:

@@ -205,6 +205,62 @@ def component_type(name: str) -> str:
 # ---------------------------------------------------------------------------
 
 
+def _grpc(spec: Any, key: str) -> tuple[GrpcSettings, int | None]:
+    """The gRPC protocol's settings, and its request-size limit when given."""
+    spec = spec or {}
+    _mapping(spec, key)
+    _known(spec, {"endpoint", "tls", "max_recv_msg_size_mib", "max_workers"}, key + ".")
+    max_bytes = None
+    if "max_recv_msg_size_mib" in spec:
+        max_bytes = _int(spec["max_recv_msg_size_mib"], key + ".max_recv_msg_size_mib",
+                         1, 1024) * MiB
+    return GrpcSettings(
+        endpoint(spec.get("endpoint", DEFAULT_GRPC), key + ".endpoint"),
+        _tls(spec.get("tls"), key + ".tls"),
+        _int(spec.get("max_workers", GrpcSettings.max_workers), key + ".max_workers", 1, 1024),
+    ), max_bytes
+
+
+def _http(spec: Any, key: str, grpc_bytes: int | None) -> tuple[HttpSettings, int | None]:
+    """The HTTP protocol's settings, and its request-size limit when given (it must equal
+    gRPC's when both are given: one request-size limit per receiver)."""
+    spec = spec or {}
+    _mapping(spec, key)
+    _known(spec, {"endpoint", "tls", "max_request_body_size", "max_connections",
+                  "idle_timeout"}, key + ".")
+    max_bytes = None
+    if "max_request_body_size" in spec:
+        max_bytes = _int(spec["max_request_body_size"], key + ".max_request_body_size",
+                         1024, 1024 * MiB)
+        if grpc_bytes is not None and max_bytes != grpc_bytes:
+            raise ServiceConfigError(
+                f"{key}.max_request_body_size: must equal grpc.max_recv_msg_size_mib "
+                "(one request-size limit per receiver)")
+    return HttpSettings(
+        endpoint(spec.get("endpoint", DEFAULT_HTTP), key + ".endpoint"),
+        _tls(spec.get("tls"), key + ".tls"),
+        _int(spec.get("max_connections", HttpSettings.max_connections),
+             key + ".max_connections", 1, 100_000),
+        duration(spec.get("idle_timeout", "30s"), key + ".idle_timeout"),
+    ), max_bytes
+
+
+def _limits(spec: Mapping[str, Any], key: str, max_bytes: int) -> Limits:
+    return Limits(
+        max_request_bytes=max_bytes,
+        max_records=_int(spec.get("max_records_per_request", 8192),
+                         key + ".max_records_per_request", 1, 1_000_000),
+        max_depth=_int(spec.get("max_nesting_depth", 32), key + ".max_nesting_depth", 1, 64),
+        max_rows_per_record=_int(spec.get("max_rows_per_record", Limits.max_rows_per_record),
+                                 key + ".max_rows_per_record", 1, 100_000_000),
+        max_cells=_int(spec.get("max_cells_per_request", Limits.max_cells),
+                       key + ".max_cells_per_request", 1, 1_000_000_000),
+        max_decoded_bytes=_int(spec.get("max_decoded_bytes_per_request",
+                                        Limits.max_decoded_bytes),
+                               key + ".max_decoded_bytes_per_request", MiB, 64 * 1024 * MiB),
+    )
+
+
 def _receiver(name: str, spec: Any) -> ReceiverConfig:
     key = f"receivers.{name}"
     if component_type(name) != "otlp":
@@ -218,58 +274,18 @@ def _receiver(name: str, spec: Any) -> ReceiverConfig:
     _known(protocols, {"grpc", "http"}, key + ".protocols.")
     if not protocols:
         raise ServiceConfigError(f"{key}.protocols must enable grpc, http or both")
-    grpc_spec, http_spec = protocols.get("grpc", False), protocols.get("http", False)
     max_bytes = 16 * MiB
-    grpc = http = None
+    grpc: GrpcSettings | None = None
+    http: HttpSettings | None = None
+    grpc_bytes: int | None = None
     if "grpc" in protocols:
-        gkey = key + ".protocols.grpc"
-        grpc_spec = grpc_spec or {}
-        _mapping(grpc_spec, gkey)
-        _known(grpc_spec, {"endpoint", "tls", "max_recv_msg_size_mib", "max_workers"}, gkey + ".")
-        if "max_recv_msg_size_mib" in grpc_spec:
-            max_bytes = _int(grpc_spec["max_recv_msg_size_mib"], gkey + ".max_recv_msg_size_mib",
-                             1, 1024) * MiB
-        grpc = GrpcSettings(
-            endpoint(grpc_spec.get("endpoint", DEFAULT_GRPC), gkey + ".endpoint"),
-            _tls(grpc_spec.get("tls"), gkey + ".tls"),
-            _int(grpc_spec.get("max_workers", GrpcSettings.max_workers), gkey + ".max_workers",
-                 1, 1024),
-        )
+        grpc, grpc_bytes = _grpc(protocols.get("grpc", False), key + ".protocols.grpc")
+        max_bytes = grpc_bytes or max_bytes
     if "http" in protocols:
-        hkey = key + ".protocols.http"
-        http_spec = http_spec or {}
-        _mapping(http_spec, hkey)
-        _known(http_spec, {"endpoint", "tls", "max_request_body_size", "max_connections",
-                           "idle_timeout"}, hkey + ".")
-        if "max_request_body_size" in http_spec:
-            http_bytes = _int(http_spec["max_request_body_size"], hkey + ".max_request_body_size",
-                              1024, 1024 * MiB)
-            if grpc is not None and "max_recv_msg_size_mib" in (grpc_spec or {}) \
-                    and http_bytes != max_bytes:
-                raise ServiceConfigError(
-                    f"{hkey}.max_request_body_size: must equal grpc.max_recv_msg_size_mib "
-                    "(one request-size limit per receiver)")
-            max_bytes = http_bytes
-        http = HttpSettings(
-            endpoint(http_spec.get("endpoint", DEFAULT_HTTP), hkey + ".endpoint"),
-            _tls(http_spec.get("tls"), hkey + ".tls"),
-            _int(http_spec.get("max_connections", HttpSettings.max_connections),
-                 hkey + ".max_connections", 1, 100_000),
-            duration(http_spec.get("idle_timeout", "30s"), hkey + ".idle_timeout"),
-        )
-    limits = Limits(
-        max_request_bytes=max_bytes,
-        max_records=_int(spec.get("max_records_per_request", 8192),
-                         key + ".max_records_per_request", 1, 1_000_000),
-        max_depth=_int(spec.get("max_nesting_depth", 32), key + ".max_nesting_depth", 1, 64),
-        max_rows_per_record=_int(spec.get("max_rows_per_record", Limits.max_rows_per_record),
-                                 key + ".max_rows_per_record", 1, 100_000_000),
-        max_cells=_int(spec.get("max_cells_per_request", Limits.max_cells),
-                       key + ".max_cells_per_request", 1, 1_000_000_000),
-        max_decoded_bytes=_int(spec.get("max_decoded_bytes_per_request",
-                                        Limits.max_decoded_bytes),
-                               key + ".max_decoded_bytes_per_request", MiB, 64 * 1024 * MiB),
-    )
+        http, http_bytes = _http(protocols.get("http", False), key + ".protocols.http",
+                                 grpc_bytes)
+        max_bytes = http_bytes or max_bytes
+    limits = _limits(spec, key, max_bytes)
     token = _token(spec.get("auth"), key + ".auth") if "auth" in spec else None
     for settings in (grpc, http):
         if settings is not None and not _loopback(settings.endpoint.host) and token is None:

@@ -85,11 +85,8 @@ def _shown(path: Path) -> str:
     return relative if not relative.startswith("..") else str(path)
 
 
-def run(args: argparse.Namespace) -> int:
-    root = Path(args.dir).resolve()
-    note = start_fresh(root)
-    if note:
-        print(note)
+def _collect(args: argparse.Namespace, root: Path) -> tuple[float, dict[str, int]]:
+    """Score `args.requests` synthetic requests, collecting to `root`: (seconds, counters)."""
     oce.configure(
         {
             "endpoint": "credit-endpoint",
@@ -119,10 +116,11 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     stats = oce.stats()
     oce.shutdown()
+    return elapsed, stats
 
-    files = sorted(root.rglob("*.avro"))
-    print(f"Scored {args.requests} requests in {elapsed:.1f} s; "
-          f"{len(files)} Avro files under {root}")
+
+def _load_and_summarize(root: Path, files: list[Path]) -> dict[str, pd.DataFrame]:
+    """Read both collections back and print rows per hour and the first files."""
     per_hour: Counter[tuple[str, str]] = Counter()
     frames = {}
     for collection in ("model_inputs", "model_outputs"):
@@ -139,6 +137,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {f.relative_to(root)}  ({f.stat().st_size:,} bytes)")
     if len(files) > 8:
         print(f"  … and {len(files) - 8} more")
+    return frames
+
+
+def run(args: argparse.Namespace) -> int:
+    root = Path(args.dir).resolve()
+    note = start_fresh(root)
+    if note:
+        print(note)
+    elapsed, stats = _collect(args, root)
+    files = sorted(root.rglob("*.avro"))
+    print(f"Scored {args.requests} requests in {elapsed:.1f} s; "
+          f"{len(files)} Avro files under {root}")
+    frames = _load_and_summarize(root, files)
     joined = frames["model_inputs"].merge(
         frames["model_outputs"][["_correlation_id", "_row", "probability", "approved"]],
         on=["_correlation_id", "_row"],
