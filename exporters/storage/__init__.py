@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from ..settings import SPOOL_DIR_ENV
 from .base import AppendConflict, ObjectInfo, ObjectRejected, SpoolFull, Storage, StorageError
 from .local import LocalStorage
+
+if TYPE_CHECKING:
+    from .blob import Destination
 
 __all__ = [
     "AppendConflict",
@@ -20,8 +24,12 @@ __all__ = [
     "SpoolFull",
     "Storage",
     "StorageError",
+    "WRITE_ONLY_OPTIONS",
+    "blob_destination",
     "claim_spool_dir",
     "default_spool_dir",
+    "is_blob_destination",
+    "open_reader",
     "open_storage",
 ]
 
@@ -138,3 +146,31 @@ def _open_blob(destination: str, options: dict[str, Any]) -> Storage:
     except BaseException:
         inner.close()
         raise
+
+
+#: Options of `open_storage` that concern writing only (the spool, upload windows, blob
+#: mode, container creation, fsync): `open_reader` drops them.
+WRITE_ONLY_OPTIONS = frozenset(
+    {*_SPOOL_OPTIONS, "spool", "spool_dir", "mode", "create_container", "fsync"})
+
+
+def is_blob_destination(destination: str) -> bool:
+    """Whether `destination` names Azure Blob storage (``az://``, ``https://``, ``http://``)."""
+    return urlparse(destination).scheme.lower() in ("az", "https", "http")
+
+
+def open_reader(destination: str, storage_options: Mapping[str, Any] | None = None) -> Storage:
+    """A storage backend for reading, never a write spool. Options that only concern
+    writing are dropped, so the exporter's own storage options can be passed as they are."""
+    options = {k: v for k, v in (storage_options or {}).items() if k not in WRITE_ONLY_OPTIONS}
+    if is_blob_destination(destination):
+        options["spool"] = False
+    return open_storage(destination, **options)
+
+
+def blob_destination(destination: str) -> Destination:
+    """The container, prefix, account URL and SAS token an ``az://`` or ``https://``
+    destination names; ValueError if it names none."""
+    from .blob import parse_destination
+
+    return parse_destination(destination)

@@ -38,9 +38,10 @@ from exporters.avro.reading import (
 )
 from exporters.avro.schema import ENVELOPE_FIELDS
 from exporters.avro.tabular import restore_frame, restore_frames
+from exporters.storage import blob_destination
 
 from .catalog import DataFile
-from .readback import ReadWarning, in_range
+from .window import ReadWarning, in_range
 
 HEADER_PROBE = 64 * 1024
 
@@ -52,9 +53,7 @@ def fsspec_location(destination: str, options: Mapping[str, Any] | None) -> tupl
     if scheme not in ("az", "https", "http"):
         path = unquote(urlparse(destination).path) if scheme == "file" else destination
         return "file://" + os.path.abspath(os.path.expanduser(path)).rstrip("/") + "/", {}
-    from exporters.storage.blob import parse_destination
-
-    dest = parse_destination(destination)
+    dest = blob_destination(destination)
     root = f"az://{dest.container}/{dest.prefix}"
     if dest.account_url is None:
         conn = options.get("connection_string") or os.environ.get("AZURE_STORAGE_CONNECTION_STRING")

@@ -9,13 +9,11 @@ is reported as a `ReadWarning` naming the file.
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, overload
-from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
@@ -24,50 +22,24 @@ from exporters.avro.partitioning import collection_prefix
 from exporters.avro.reading import Container, frame_from_containers, read_tolerant
 from exporters.avro.schema import CORRELATION_ID, MODEL_VERSION, ROW, SPAN_ID, TIME, TRACE_ID
 from exporters.avro.schema_store import read_reader_schema
-from exporters.storage import Storage, open_storage
+from exporters.storage import Storage, open_reader
 
 from .catalog import list_collection
 from .fetch import fetch
+from .window import TimeLike, in_range, time_range, warn_problems
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
 
-__all__ = ["ReadWarning", "is_blob_destination", "join_inputs_outputs", "load", "open_reader",
-           "time_range"]
-
-TimeLike = datetime | pd.Timestamp | str | None
+__all__ = ["join_inputs_outputs", "load"]
 
 #: How far outside [start, end) the other collections of a join are read, so a request
 #: whose output was stamped a little after its input still pairs up at the range's edges.
 JOIN_MARGIN = timedelta(minutes=10)
 INPUT_SUFFIX, OUTPUT_SUFFIX, TRUTH_SUFFIX = "_input", "_output", "_truth"
-MAX_WARNINGS = 20
-_WRITE_ONLY_OPTIONS = frozenset({
-    "spool", "spool_dir", "spool_max_bytes", "spool_max_ops", "spool_full_policy",
-    "spool_block_timeout", "spool_segment_bytes", "window_seconds", "window_bytes",
-    "upload_max_backoff", "close_timeout", "mode", "create_container", "fsync",
-})
 _ENVELOPE_VALUES = (TIME, MODEL_VERSION, TRACE_ID, SPAN_ID)
 _NULLABLE_INT = {"int8": "Int8", "int16": "Int16", "int32": "Int32", "uint8": "UInt8",
                  "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64"}
-
-
-class ReadWarning(UserWarning):
-    """A file was skipped (not ours, unreadable) or read only in part (damaged blocks)."""
-
-
-def is_blob_destination(destination: str) -> bool:
-    """Whether `destination` names Azure Blob storage (``az://``, ``https://``, ``http://``)."""
-    return urlparse(destination).scheme.lower() in ("az", "https", "http")
-
-
-def open_reader(destination: str, storage_options: Mapping[str, Any] | None = None) -> Storage:
-    """A storage backend for reading, never a write spool. Options that only concern
-    writing are dropped, so the exporter's own storage options can be passed as they are."""
-    options = {k: v for k, v in (storage_options or {}).items() if k not in _WRITE_ONLY_OPTIONS}
-    if is_blob_destination(destination):
-        options["spool"] = False
-    return open_storage(destination, **options)
 
 
 @contextmanager
@@ -80,54 +52,6 @@ def _storage(destination: str | Storage, options: Mapping[str, Any] | None) -> I
         yield storage
     finally:
         storage.close()
-
-
-def _utc(value: TimeLike, what: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"invalid {what} time {value!r}: {e}") from None
-    if ts is pd.NaT:
-        raise ValueError(f"invalid {what} time {value!r}")
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.to_pydatetime()
-
-
-def time_range(start: TimeLike, end: TimeLike) -> tuple[datetime | None, datetime | None]:
-    """[start, end) as UTC datetimes (naive times are UTC); ValueError if invalid or empty."""
-    lo, hi = _utc(start, "start"), _utc(end, "end")
-    if lo is not None and hi is not None and lo >= hi:
-        raise ValueError(f"start {lo.isoformat()} is not before end {hi.isoformat()}")
-    return lo, hi
-
-
-def warn_problems(problems: Sequence[str]) -> None:
-    """Report skipped or partly read files as ReadWarnings (in the caller's thread); past
-    `MAX_WARNINGS`, one summary, so a container shared with other data stays readable."""
-    for problem in problems[:MAX_WARNINGS]:
-        warnings.warn(problem, ReadWarning, stacklevel=3)
-    if len(problems) > MAX_WARNINGS:
-        warnings.warn(f"... and {len(problems) - MAX_WARNINGS} more files skipped or partly read",
-                      ReadWarning, stacklevel=3)
-
-
-def in_range(
-    frame: pd.DataFrame, lo: datetime | None, hi: datetime | None, *, sort: bool = True
-) -> pd.DataFrame:
-    """Rows with event time in [lo, hi); with `sort`, ordered by event time (stable), index reset."""
-    if len(frame) and (lo is not None or hi is not None):
-        times = frame[TIME]
-        mask = pd.Series(True, index=frame.index)
-        if lo is not None:
-            mask &= times >= lo
-        if hi is not None:
-            mask &= times < hi
-        frame = frame[mask]
-    if not sort:
-        return frame
-    return frame.sort_values(TIME, kind="stable").reset_index(drop=True)
 
 
 def _decode(data: bytes) -> tuple[Container, list[str]]:
@@ -291,6 +215,18 @@ def _join_ground_truth(
     return merged.drop(columns=[tmp])
 
 
+def _pair(frame_in: pd.DataFrame, frame_out: pd.DataFrame, lo: datetime | None,
+          hi: datetime | None, how: Literal["outer", "inner", "left"]) -> pd.DataFrame:
+    """Inputs beside outputs on (correlation id, row index)."""
+    if lo is not None or hi is not None:
+        # Outputs read beyond the range join their inputs; alone they must be in range.
+        keep = frame_out[CORRELATION_ID].isin(frame_in[CORRELATION_ID])
+        frame_out = frame_out[keep | frame_out.index.isin(in_range(frame_out, lo, hi, sort=False).index)]
+    merged = frame_in.merge(frame_out, on=[CORRELATION_ID, ROW], how=how,
+                            suffixes=(INPUT_SUFFIX, OUTPUT_SUFFIX))
+    return _nullable_again(_coalesce_envelope(merged), frame_in, frame_out)
+
+
 def join_inputs_outputs(
     destination: str | Storage,
     *,
@@ -339,18 +275,9 @@ def join_inputs_outputs(
 
         frame_in = read(inputs, lo, hi)
         frame_out = read(outputs, wide_lo, wide_hi)
-        payloads = [
-            _payload_metadata(read(name, wide_lo, wide_hi),
-                              name, include_bodies)
-            for name in (request, response) if name
-        ]
-    if lo is not None or hi is not None:
-        # Outputs read beyond the range join their inputs; alone they must be in range.
-        keep = frame_out[CORRELATION_ID].isin(frame_in[CORRELATION_ID])
-        frame_out = frame_out[keep | frame_out.index.isin(in_range(frame_out, lo, hi, sort=False).index)]
-    merged = frame_in.merge(frame_out, on=[CORRELATION_ID, ROW], how=how,
-                            suffixes=(INPUT_SUFFIX, OUTPUT_SUFFIX))
-    merged = _nullable_again(_coalesce_envelope(merged), frame_in, frame_out)
+        payloads = [_payload_metadata(read(name, wide_lo, wide_hi), name, include_bodies)
+                    for name in (request, response) if name]
+    merged = _pair(frame_in, frame_out, lo, hi, how)
     for meta in payloads:
         if len(meta.columns) > 1:
             merged = merged.merge(meta, on=CORRELATION_ID, how="left")

@@ -16,18 +16,23 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from exporters.avro.partitioning import safe_segment
 from exporters.settings import DESTINATION_ENV
-from exporters.storage import LocalStorage, Storage, StorageError
-from otel_collector_ext.reading.catalog import has_collection
-from otel_collector_ext.reading.readback import (
-    ReadWarning,
+from exporters.storage import (
+    LocalStorage,
+    Storage,
+    StorageError,
     is_blob_destination,
     open_reader,
-    time_range,
 )
+from otel_collector_ext.reading.catalog import has_collection, list_tree
+from otel_collector_ext.reading.readback import load
+from otel_collector_ext.reading.window import ReadWarning, time_range
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _RELATIVE = re.compile(r"^(?:-\s*(\d+(?:\.\d+)?)\s*([smhdw])|(\d+(?:\.\d+)?)\s*([smhdw])\s+ago)$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -233,3 +238,24 @@ def print_table(rows: list[list[Any]], header: list[str], right: set[int] | None
         cells = [c.rjust(w) if i in right else c.ljust(w)
                  for i, (c, w) in enumerate(zip(row, widths, strict=True))]
         print("  ".join(cells).rstrip())
+
+
+def load_collections(storage: Any, args: argparse.Namespace) -> dict[str, pd.DataFrame]:
+    """The frames of the requested collections (default: every collection of the deployment)."""
+    lo, hi = window(args)
+    names = args.collection
+    if names:
+        for name in names:
+            require_collection(storage, args, name)
+    else:
+        listing = list_tree(storage, args.endpoint, args.deployment)
+        names = sorted({f.collection for f in listing.files})
+        if not names:
+            raise UsageError(f"no collected data for endpoint {args.endpoint!r}, deployment "
+                             f"{args.deployment!r} in {describe(args)}; "
+                             f"{existing(storage, args)}")
+    return {
+        name: load(storage, endpoint=args.endpoint, deployment=args.deployment, collection=name,
+                   start=lo, end=hi, workers=args.workers, progress=show_progress(args))
+        for name in names
+    }

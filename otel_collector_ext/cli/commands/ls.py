@@ -17,7 +17,7 @@ from typing import Any
 from exporters.avro.reading import count_records
 from otel_collector_ext.reading.catalog import DataFile, list_tree
 from otel_collector_ext.reading.fetch import fetch
-from otel_collector_ext.reading.readback import warn_problems
+from otel_collector_ext.reading.window import warn_problems
 
 from ._reading import (
     UsageError,

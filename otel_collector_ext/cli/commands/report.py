@@ -14,12 +14,12 @@ from ._reading import (
     add_storage_arguments,
     describe,
     format_bytes,
+    load_collections,
     opened,
     parse_time,
     run_command,
     window,
 )
-from .stats import load_collections
 
 PROG = "otel-collector-ext report"
 

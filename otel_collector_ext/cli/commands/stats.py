@@ -9,22 +9,15 @@ from typing import Any
 
 import pandas as pd
 
-from otel_collector_ext.reading.catalog import list_tree
 from otel_collector_ext.reading.profile import ColumnSummary, rows_per_hour, summarize_frame
-from otel_collector_ext.reading.readback import load
 
 from ._reading import (
-    UsageError,
     add_scope_arguments,
     add_storage_arguments,
-    describe,
-    existing,
+    load_collections,
     opened,
     print_table,
-    require_collection,
     run_command,
-    show_progress,
-    window,
 )
 
 PROG = "otel-collector-ext stats"
@@ -34,27 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_storage_arguments(parser)
     add_scope_arguments(parser, multiple=True)
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-
-
-def load_collections(storage: Any, args: argparse.Namespace) -> dict[str, pd.DataFrame]:
-    """The frames of the requested collections (default: every collection of the deployment)."""
-    lo, hi = window(args)
-    names = args.collection
-    if names:
-        for name in names:
-            require_collection(storage, args, name)
-    else:
-        listing = list_tree(storage, args.endpoint, args.deployment)
-        names = sorted({f.collection for f in listing.files})
-        if not names:
-            raise UsageError(f"no collected data for endpoint {args.endpoint!r}, deployment "
-                             f"{args.deployment!r} in {describe(args)}; "
-                             f"{existing(storage, args)}")
-    return {
-        name: load(storage, endpoint=args.endpoint, deployment=args.deployment, collection=name,
-                   start=lo, end=hi, workers=args.workers, progress=show_progress(args))
-        for name in names
-    }
 
 
 def _number(value: Any) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 import hmac
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,6 +24,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from opentelemetry.sdk._logs import ReadableLogRecord
 
 from exporters.otlp.codec import DecodeBudget
+from exporters.telemetry import Tally
 
 from .decode import RequestError, TooManyRecords, decode_request, parse_json, parse_protobuf
 
@@ -122,24 +122,24 @@ class BearerAuth:
 
 
 class Counters:
-    """What the receiver did, for the health endpoint and logs."""
+    """What the receiver did, for the health endpoint and logs; a `Tally`, so the counts
+    are OpenTelemetry counters too."""
+
+    #: Reported even before anything happened (the health endpoint shows them at 0).
+    NAMES = ("requests", "records_accepted", "records_rejected", "requests_invalid",
+             "requests_busy", "requests_unauthenticated", "requests_too_large",
+             "requests_failed", "records_rejected_not_inference")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.values = {
-            "requests": 0, "records_accepted": 0, "records_rejected": 0,
-            "requests_invalid": 0, "requests_busy": 0, "requests_unauthenticated": 0,
-            "requests_too_large": 0, "requests_failed": 0, "records_rejected_not_inference": 0,
-        }
+        self.tally = Tally("otel_collector_ext.receiver", "otel_collector_ext.receiver")
 
     def add(self, **amounts: int) -> None:
-        with self._lock:
-            for key, n in amounts.items():
-                self.values[key] = self.values.get(key, 0) + n
+        for name, n in amounts.items():
+            self.tally.add(name, n)
 
     def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self.values)
+        counts = self.tally.snapshot()
+        return {**dict.fromkeys(self.NAMES, 0), **counts}
 
 
 class Receiver:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from otel_collector_ext.reading.readback import ReadWarning
+from otel_collector_ext.reading.window import ReadWarning
 from tests.support.readback_data import DataSet, load
 
 pytest_plugins = ["tests.support.readback_fixtures"]

@@ -19,7 +19,8 @@ import otel_collector_ext as oce
 from exporters.storage import LocalStorage, ObjectInfo
 from otel_collector_ext import Collector
 from otel_collector_ext.reading.catalog import range_prefixes
-from otel_collector_ext.reading.readback import ReadWarning, join_inputs_outputs
+from otel_collector_ext.reading.readback import join_inputs_outputs
+from otel_collector_ext.reading.window import ReadWarning
 from tests.conftest import local_config
 from tests.support.readback_data import (
     DEPLOYMENT,

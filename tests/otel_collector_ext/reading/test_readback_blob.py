@@ -12,7 +12,7 @@ import pytest
 import otel_collector_ext as oce
 from exporters.storage import open_storage
 from otel_collector_ext.cli.main import main
-from otel_collector_ext.reading.readback import ReadWarning
+from otel_collector_ext.reading.window import ReadWarning
 from tests.support.readback_data import DataSet, blocks_of, build
 
 if TYPE_CHECKING:
