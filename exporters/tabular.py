@@ -526,18 +526,24 @@ def _cast_column(arr: Any, type_name: str) -> tuple[list[Any], int]:
     kind = value_kind(avro_type, attrs)
     if kind != "json":
         return cast_values(kind, vals, type_name)
-    objects = pd.Series(arr, copy=False).to_numpy(dtype=object)
-    out: list[Any] = [None] * len(objects)
+    out: list[Any] = [None] * len(arr)
     failed = 0
+    for i, _, value_type, value_attrs, value in _each_value(arr):
+        (out[i],), bad = cast_values(value_kind(value_type, value_attrs), [value], type_name)
+        failed += bad
+    return out, failed
+
+
+def _each_value(arr: Any) -> Iterable[tuple[int, Any, Any, dict[str, Any], Any]]:
+    """(position, value, its Avro type, attributes, converted value) of each non-null
+    value of a mixed column, each converted on its own."""
     one = np.empty(1, dtype=object)
-    for i, v in enumerate(objects):
+    for i, v in enumerate(pd.Series(arr, copy=False).to_numpy(dtype=object)):
         if _is_missing(v):
             continue
         one[0] = v
-        value_type, value_attrs, single = _convert_column(one)
-        (out[i],), bad = cast_values(value_kind(value_type, value_attrs), single, type_name)
-        failed += bad
-    return out, failed
+        avro_type, attrs, (val,) = _convert_column(one)
+        yield i, v, avro_type, attrs, val
 
 
 class _SchemaFitter:
@@ -612,16 +618,10 @@ class _SchemaFitter:
     def _fit_each(self, at: int, arr: Any) -> None:
         """Value by value: what fits (or widens) stays, the rest goes to the mismatch field."""
         current = self.fields[at]
-        objects = pd.Series(arr, copy=False).to_numpy(dtype=object)
-        out: list[Any] = [None] * len(objects)
-        rejected: list[Any] = [None] * len(objects)
+        out: list[Any] = [None] * len(arr)
+        rejected: list[Any] = [None] * len(arr)
         bad = 0
-        one = np.empty(1, dtype=object)
-        for i, v in enumerate(objects):
-            if _is_missing(v):
-                continue
-            one[0] = v
-            avro_type, attrs, (val,) = _convert_column(one)
+        for i, v, avro_type, attrs, val in _each_value(arr):
             how = fit(current, {"type": ["null", avro_type], **attrs})
             if how == "widen":
                 current = {**current, "type": ["null", avro_type]}
