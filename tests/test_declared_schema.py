@@ -16,19 +16,24 @@ import pandas as pd
 import pytest
 
 import otel_collector_ext as oce
-from exporters.avro_exporter import AvroLogExporter
-from exporters.avro_schema import fingerprint
-from exporters.declared_schema import MAX_COLUMNS, parse_declared
-from exporters.schema_store import read_latest, read_versions
-from exporters.tabular import declared_schema
+from exporters import contract as A
+from exporters.avro.declared_schema import MAX_COLUMNS, parse_declared
+from exporters.avro.exporter import AvroLogExporter
+from exporters.avro.schema import fingerprint
+from exporters.avro.schema_store import read_latest, read_versions
+from exporters.avro.tabular import declared_schema
 from otel_collector_ext import Collector
-from otel_collector_ext import attributes as A
-from otel_collector_ext.config import ConfigError, parse_config
-
-from .conftest import ROOT, python_env
-from .schema_helpers import PREFIX, export_batches, field_types, file_schemas, oce_storage
-from .service_process import ServeProcess
-from .test_avro_exporter import records
+from otel_collector_ext.pipeline.config import ConfigError, parse_config
+from tests.conftest import ROOT, python_env
+from tests.exporters.avro.test_avro_exporter import records
+from tests.support.schema_helpers import (
+    PREFIX,
+    export_batches,
+    field_types,
+    file_schemas,
+    oce_storage,
+)
+from tests.support.service_process import ServeProcess
 
 DECLARED = {"age": "int", "income": "double", "segment": "string", "signup": "timestamp",
             "seen": "local_timestamp", "day": "date", "flag": "boolean", "n": "long"}
@@ -216,7 +221,7 @@ def test_a_record_with_a_broken_declaration_is_dropped_and_counted(tmp_path: Pat
 def _send(tmp: Path, name: str, plan: dict[str, Any]) -> dict[str, Any]:
     path = tmp / f"{name}.json"
     path.write_text(json.dumps(plan))
-    done = subprocess.run([sys.executable, "-m", "tests.send_rows", str(path)], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "tests.support.send_rows", str(path)], cwd=ROOT,
                           env=python_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout.splitlines()[-1])
