@@ -445,8 +445,8 @@ def convert_frames(
     for j, ((field_name, name_attrs), (arr, pd_dtype)) in enumerate(
             zip(names, gathered, strict=True)):
         avro_type, attrs, vals = _convert_column(arr)
-        if object_dtypes is not None and (declared := object_dtypes[j]) and pd_dtype == "object":
-            pd_dtype = declared
+        if object_dtypes is not None and (object_dtype := object_dtypes[j]) and pd_dtype == "object":
+            pd_dtype = object_dtype
         field = {"name": field_name, "type": ["null", avro_type], "default": None}
         field.update(name_attrs)
         field[ATTR_PANDAS_DTYPE] = pd_dtype
@@ -507,11 +507,11 @@ def _convert_declared(
     values: list[list[Any]] = []
     cast_failed: dict[str, int] = {}
     for name, type_name in declared.columns:
-        column = found.get(name)
-        if column is None:
+        given = found.get(name)
+        if given is None:
             values.append([None] * total)
             continue
-        cast, failed = _cast_column(column[0], type_name)
+        cast, failed = _cast_column(given[0], type_name)
         values.append(cast)
         if failed:
             cast_failed[name] = failed
