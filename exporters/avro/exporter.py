@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
+from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
@@ -95,6 +96,18 @@ def _declared_schemas(schemas: Mapping[str, Any] | None) -> dict[str, DeclaredSc
 def _collection_of(directory: str) -> str:
     """The collection folder (``endpoint/deployment/collection/``) of a partition folder."""
     return "/".join(directory.split("/")[:3]) + "/"
+
+
+def _envelope(record: LogRecord, attrs: Mapping[str, Any]) -> Envelope:
+    """The envelope fields of a record: correlation id, event time, model version, trace."""
+    time_ns = record.timestamp if record.timestamp is not None else record.observed_timestamp
+    return Envelope(
+        correlation_id=str(attrs.get(A.CORRELATION_ID) or ""),
+        time_us=int(time_ns) // 1000,
+        model_version=str_or_none(attrs.get(A.MODEL_VERSION)),
+        trace_id=format(record.trace_id, "032x") if record.trace_id else None,
+        span_id=format(record.span_id, "016x") if record.span_id else None,
+    )
 
 
 class AvroLogExporter(LogRecordExporter):
@@ -218,29 +231,14 @@ class AvroLogExporter(LogRecordExporter):
         attrs = dict(record.attributes or ())  # plain dict: many lookups follow
         collection = attrs.get(A.COLLECTION)
         ordinary = not isinstance(collection, str) or not collection
-        if ordinary:
-            if self.other_logs_collection is None:
-                self.tally.add("records.skipped", reason="not_inference")
-                _limited.warning(
-                    "not_inference", "skipped a log record without the %s attribute (an "
-                    "ordinary log, not inference data); set %sOTHER_LOGS_COLLECTION (or the "
-                    "exporter option other_logs_collection) to keep such records", A.COLLECTION,
-                    ENV_PREFIX)
-                return
-            collection = self.other_logs_collection
-        assert isinstance(collection, str)  # the record's own, or other_logs_collection
+        collection = self._collection(collection)
+        if collection is None:
+            return
         endpoint = str(attrs.get(A.ENDPOINT) or "default")
         deployment = str(attrs.get(A.DEPLOYMENT) or "default")
         resource_attrs = readable.resource.attributes if readable.resource else {}
         instance = safe_segment(str(resource_attrs.get(A.INSTANCE_ID) or self.instance_id))
-        time_ns = record.timestamp if record.timestamp is not None else record.observed_timestamp
-        envelope = Envelope(
-            correlation_id=str(attrs.get(A.CORRELATION_ID) or ""),
-            time_us=int(time_ns) // 1000,
-            model_version=str_or_none(attrs.get(A.MODEL_VERSION)),
-            trace_id=format(record.trace_id, "032x") if record.trace_id else None,
-            span_id=format(record.span_id, "016x") if record.span_id else None,
-        )
+        envelope = _envelope(record, attrs)
         directory = self._partition(endpoint, deployment, collection,
                                     envelope.time_us // self._span_us)
         kind = "" if ordinary else str(attrs.get(A.PAYLOAD_KIND) or "")
@@ -274,6 +272,21 @@ class AvroLogExporter(LogRecordExporter):
                 payload_row(envelope, kind, attrs, None if ref else data,
                             body_size=len(data), body_ref=ref)
             )
+
+    def _collection(self, found: Any) -> str | None:
+        """The record's collection; for an ordinary log (none), `other_logs_collection`,
+        or None: the record is skipped, counted and logged."""
+        if isinstance(found, str) and found:
+            return found
+        if self.other_logs_collection is None:
+            self.tally.add("records.skipped", reason="not_inference")
+            _limited.warning(
+                "not_inference", "skipped a log record without the %s attribute (an "
+                "ordinary log, not inference data); set %sOTHER_LOGS_COLLECTION (or the "
+                "exporter option other_logs_collection) to keep such records", A.COLLECTION,
+                ENV_PREFIX)
+            return None
+        return self.other_logs_collection
 
     def _declared(self, collection: str, text: Any) -> DeclaredSchema | None:
         """The collection's declared schema: this exporter's `schemas`, else the record's."""

@@ -393,6 +393,16 @@ class TabularBatch:
     undeclared: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
+def _check_frames(frames: Sequence[pd.DataFrame], envelopes: Sequence[Envelope]) -> None:
+    if len(frames) != len(envelopes):
+        raise ValueError(f"{len(frames)} frames but {len(envelopes)} envelopes")
+    if not frames:
+        raise ValueError("convert_frames needs at least one frame")
+    for f in frames:
+        if not isinstance(f, pd.DataFrame):
+            raise TypeError(f"convert_frames needs DataFrames, got {type(f).__name__}")
+
+
 def convert_frames(
     frames: Sequence[pd.DataFrame],
     envelopes: Sequence[Envelope],
@@ -418,14 +428,7 @@ def convert_frames(
     With a `declared` schema, the schema is the declaration's alone (`declared_schema`),
     whatever the data and `known`: values are cast to it (see `_convert_declared`).
     """
-    if len(frames) != len(envelopes):
-        raise ValueError(f"{len(frames)} frames but {len(envelopes)} envelopes")
-    if not frames:
-        raise ValueError("convert_frames needs at least one frame")
-    for f in frames:
-        if not isinstance(f, pd.DataFrame):
-            raise TypeError(f"convert_frames needs DataFrames, got {type(f).__name__}")
-
+    _check_frames(frames, envelopes)
     lengths = [len(f) for f in frames]
     columns = frames[0].columns
     first_names = columns.tolist()

@@ -323,20 +323,7 @@ class Exchange:
             if not (want_request or want_response):
                 return exchange
             exchange.settings = settings
-            flags = exchange._flags
-            exchange._method = method if len(method) <= 32 else _cap(
-                method, 32, flags, FLAG_HEADER_TRUNCATED)
-            exchange._path = path if len(path) <= MAX_PATH else _cap(
-                path, MAX_PATH, flags, FLAG_HEADER_TRUNCATED)
-            exchange._query = (_cap(query, MAX_PATH, flags, FLAG_HEADER_TRUNCATED)
-                               if settings.capture_query and query else None)
-            exchange._request_headers = exchange._captured(found.items())
-            exchange._request_type = found.get("content-type")
-            length = found.get("content-length", "")
-            exchange._request_length = int(length) if length.isdigit() else None
-            # A request with neither Content-Length nor Transfer-Encoding has no body.
-            exchange._request_complete = exchange._request_length == 0 or (
-                exchange._request_length is None and "transfer-encoding" not in found)
+            exchange._note_request(settings, method, path, query, found)
             if want_request:
                 exchange._request_body = BodyBuffer(settings.memory_limit, settings.max_body)
             if want_response:
@@ -345,6 +332,24 @@ class Exchange:
             _warn_once("starting a capture", e)
             exchange.settings = None
         return exchange
+
+    def _note_request(self, settings: Settings, method: str, path: str, query: str,
+                      found: dict[str, str]) -> None:
+        """The request line and the captured headers (capped), and whether a body follows."""
+        flags = self._flags
+        self._method = method if len(method) <= 32 else _cap(
+            method, 32, flags, FLAG_HEADER_TRUNCATED)
+        self._path = path if len(path) <= MAX_PATH else _cap(
+            path, MAX_PATH, flags, FLAG_HEADER_TRUNCATED)
+        self._query = (_cap(query, MAX_PATH, flags, FLAG_HEADER_TRUNCATED)
+                       if settings.capture_query and query else None)
+        self._request_headers = self._captured(found.items())
+        self._request_type = found.get("content-type")
+        length = found.get("content-length", "")
+        self._request_length = int(length) if length.isdigit() else None
+        # A request with neither Content-Length nor Transfer-Encoding has no body.
+        self._request_complete = self._request_length == 0 or (
+            self._request_length is None and "transfer-encoding" not in found)
 
     def _captured(self, headers: Iterable[tuple[str, str]]) -> dict[str, str]:
         """Attributes of the allow-listed headers among decoded (name, value) pairs."""

@@ -19,6 +19,7 @@ from exporters.contract import check_name
 from exporters.telemetry import Tally
 
 from ..pipeline.wiring import (
+    Pipeline,
     PipelineStopped,
     check_configuration,
     count_after_shutdown,
@@ -130,6 +131,12 @@ class Collector:
             count_config_error(self.name)
             self._config_error(e)
             return context
+        return self._record(pipeline, data, context, correlation_id, time_ns, attributes)
+
+    def _record(self, pipeline: Pipeline, data: Any, context: CorrelationContext,
+                correlation_id: str, time_ns: int, attributes: Mapping[str, Any] | None,
+                ) -> CorrelationContext:
+        """collect() once the call is valid: sample, snapshot, redact and emit the record."""
         tally = pipeline.tally
         settings = pipeline.config.collection(self.name)
         if settings is None:
