@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, _bool, _known, _mapping, parse_yaml_file
+from ..pipeline.config import ConfigError, _bool, _known, _mapping, parse_yaml_file
 from .metrics import DRIFT_METRICS, METRIC_ALIASES
 from .performance import (
     CLASSIFICATION_METRICS,

@@ -27,11 +27,12 @@ from typing import Any
 
 import pandas as pd
 
-from exporters.avro_schema import CORRELATION_ID, TIME
-from exporters.schema_evolution import MISMATCH_SUFFIX
+from exporters.avro.schema import CORRELATION_ID, TIME
+from exporters.avro.schema_evolution import MISMATCH_SUFFIX
 from exporters.storage import Storage
 
-from ..readback import (
+from ..reading.catalog import has_collection
+from ..reading.readback import (
     TimeLike,
     _check_names,
     _join_ground_truth,
@@ -40,7 +41,6 @@ from ..readback import (
     load,
     time_range,
 )
-from ..reading.catalog import has_collection
 from .config import (
     DRIFT_SIGNALS,
     GroundTruth,

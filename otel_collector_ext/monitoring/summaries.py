@@ -22,8 +22,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import pandas as pd
 
-from exporters.avro_schema import ENVELOPE_NAMES
-from exporters.schema_evolution import MISMATCH_SUFFIX
+from exporters.avro.schema import ENVELOPE_NAMES
+from exporters.avro.schema_evolution import MISMATCH_SUFFIX
 
 from ..reading.profile import _label, column_kind
 
