@@ -24,14 +24,16 @@ __all__ = [
     "flush",
     "join_inputs_outputs",
     "load",
+    "monitor",
     "shutdown",
     "stats",
 ]
 
 
-if TYPE_CHECKING:  # type checkers see the readers themselves, with their signatures
+if TYPE_CHECKING:  # type checkers see the functions themselves, with their signatures
+    from .monitoring import monitor
     from .reading.readback import join_inputs_outputs, load
-else:  # the readers (fastavro, tqdm, ...) are imported only when first called
+else:  # imported only when first called: the readers (fastavro, tqdm, ...), monitor (scipy)
 
     def load(*args: Any, **kwargs: Any) -> Any:
         """Rows of one collection as a DataFrame: `otel_collector_ext.reading.readback.load`."""
@@ -45,3 +47,10 @@ else:  # the readers (fastavro, tqdm, ...) are imported only when first called
         from .reading.readback import join_inputs_outputs as join
 
         return join(*args, **kwargs)
+
+    def monitor(*args: Any, **kwargs: Any) -> Any:
+        """Drift, data quality and model performance against a reference (the `monitor`
+        extra): `otel_collector_ext.monitoring.monitor`."""
+        from .monitoring import monitor as run_monitor
+
+        return run_monitor(*args, **kwargs)
