@@ -40,7 +40,7 @@ from .payload_rows import body_bytes, log_record_document, payload_row, str_or_n
 from .schema_store import publish_quietly, read_reader_schema
 from .storage import Storage, StorageError, open_storage
 from .storage.spool import SpoolFull
-from .tabular import TabularBatch, convert_frames, to_frame
+from .tabular import TabularBatch, column_key, convert_frames, to_frame
 from .telemetry import LimitedLog, Tally
 
 _log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class AvroLogExporter(LogRecordExporter):
         payloads: dict[tuple[str, str, str], list[dict[str, Any]]],
     ) -> None:
         record = readable.log_record
-        attrs = dict(record.attributes or ())  # plain dict: many lookups follow
+        attrs = record.attributes or {}  # copied below only where all of it is stored
         collection = attrs.get(A.COLLECTION)
         ordinary = not isinstance(collection, str) or not collection
         if ordinary:
@@ -218,7 +218,7 @@ class AvroLogExporter(LogRecordExporter):
             envelopes.append(envelope)
         elif kind in A.TABULAR_KINDS:
             frame = to_frame(record.body, kind)
-            key = (directory, instance, collection, tuple(frame.columns))
+            key = (directory, instance, collection, column_key(frame.columns))
             frames, envelopes = tabular.setdefault(key, ([], []))
             frames.append(frame)
             envelopes.append(envelope)
@@ -229,6 +229,7 @@ class AvroLogExporter(LogRecordExporter):
             else:
                 kind = kind if kind in A.PAYLOAD_KINDS else A.KIND_BYTES
                 body = record.body
+                attrs = dict(attrs)
             data = body_bytes(body) if body is not None else b""
             ref = None
             if len(data) > self.inline_limit:
