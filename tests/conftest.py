@@ -83,7 +83,7 @@ def run_python(code: str, *, timeout: float = 120, **env: str) -> subprocess.Com
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Any]:
     """Starts `serve` processes storing under tmp_path/store (ready when returned); killed after."""
-    from .service_process import ServeProcess  # it imports this module
+    from tests.support.service_process import ServeProcess  # it imports this module
 
     started: list[ServeProcess] = []
 

@@ -12,12 +12,12 @@ import pytest
 
 import otel_collector_ext as oce
 from otel_collector_ext import BasicCorrelationContext, Collector
-from otel_collector_ext.config import ConfigError, load_config, parse_config
+from otel_collector_ext.pipeline.config import ConfigError, load_config, parse_config
 
 if TYPE_CHECKING:
-    from tests.azurite import Azurite
+    from tests.support.azurite import Azurite
 
-pytest_plugins = ["tests.azurite"]  # fixtures: azurite, container_name
+pytest_plugins = ["tests.support.azurite"]  # fixtures: azurite, container_name
 
 T0 = 1_795_000_000 - 1_795_000_000 % 3600
 
