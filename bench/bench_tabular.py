@@ -1,4 +1,4 @@
-"""Time exporters.tabular.convert_frames against df.to_dict("records").
+"""Time exporters.avro.tabular.convert_frames against df.to_dict("records").
 
 Run: python bench/bench_tabular.py  (prints µs per one-row frame and rows/s for 100-row frames)
 """

@@ -1,9 +1,14 @@
-"""Names of the OpenTelemetry log-record attributes this project writes and reads.
+"""The record contract: the attribute and event names this project writes and reads, and
+the rules for the names that become folder names in storage.
 
 They are part of the public contract (documented in the README): exporters, the
 collector service and any other OTLP consumer rely on them, so they never change
-meaning once released.
+meaning once released. Endpoint, deployment and collection names end up in paths, so
+they are checked when configured or constructed (`check_name`): a bad name is a clear
+error up front, never a file written outside the storage root.
 """
+
+import re
 
 EVENT_NAME_PREFIX = "ml.inference."
 
@@ -59,3 +64,27 @@ def collection_of(record: object) -> str | None:
     except AttributeError:
         return None
     return value if isinstance(value, str) and value else None
+
+MAX_NAME_LENGTH = 128
+_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_\-])?")
+
+
+def check_name(value: object, what: str) -> str:
+    """Return `value` if it is a safe name for `what`, else raise ValueError/TypeError.
+
+    Safe: a str of 1..128 characters from letters, digits, '_', '-', '.', not
+    starting with '.' or '-' (so never '..', a hidden file or an option) and not
+    ending with '.' (Azure Blob and Windows refuse such names).
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, not {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValueError(f"{what} is longer than {MAX_NAME_LENGTH} characters")
+    if not _NAME.fullmatch(value):
+        raise ValueError(
+            f"{what} {value!r} may contain only letters, digits, '_', '-' and '.', "
+            "and must not start with '.' or '-' nor end with '.'"
+        )
+    return value

@@ -113,7 +113,7 @@ def test_collections_sharing_a_destination_share_one_writer(tmp_path: Path) -> N
         "model_inputs": {"data": {"path": str(shared)}},
         "model_outputs": {"data": {"path": f"file://{shared}"}},  # the same folder
     }))
-    pipeline = oce.pipeline._current
+    pipeline = oce.pipeline.wiring._current
     assert pipeline is not None
     assert len(pipeline.exporter.exporters) == 2  # the default one and one for `shared`
     collect_both(10)

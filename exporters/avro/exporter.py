@@ -21,10 +21,17 @@ import pandas as pd
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from exporters import contract as A
-
-from ..storage import Storage, StorageError, open_storage
-from ..storage.spool import SpoolFull
+from .. import contract as A
+from ..settings import AVRO_ENV_PREFIX as ENV_PREFIX
+from ..settings import (
+    DEFAULT_CODEC,
+    DEFAULT_INLINE_LIMIT_BYTES,
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_ROLLING_RATE,
+    default_destination,
+    default_instance_id,
+)
+from ..storage import SpoolFull, Storage, StorageError, open_storage
 from ..telemetry import LimitedLog, Tally
 from .files import AvroFileWriter
 from .partitioning import ROLLING_DEPTH, ROLLING_SPAN_US, partition_dir, safe_segment
@@ -47,8 +54,6 @@ _log = logging.getLogger(__name__)
 _ROWS = object()  # marks a group of dict rows among the tabular groups
 _limited = LimitedLog(_log)
 
-ENV_PREFIX = "OTEL_COLLECTOR_EXT_AVRO_"
-DEFAULT_INLINE_LIMIT = 4 * 1024 * 1024  # as Azure ML: larger bodies go to their own object
 
 
 def _reason(error: BaseException) -> str:
@@ -104,10 +109,8 @@ class AvroLogExporter(LogRecordExporter):
         env = os.environ
         # Built with no arguments: auto-instrumentation, where a silent exporter misleads most.
         self._from_environment = destination is None and storage is None
-        from otel_collector_ext.pipeline.config import default_destination, default_instance_id
-
         self.destination = destination or default_destination()
-        self.rolling_rate = (rolling_rate or env.get(ENV_PREFIX + "ROLLING_RATE") or "hour").lower()
+        self.rolling_rate = (rolling_rate or env.get(ENV_PREFIX + "ROLLING_RATE") or DEFAULT_ROLLING_RATE).lower()
         if self.rolling_rate not in ROLLING_DEPTH:
             raise ValueError(f"rolling_rate must be one of {', '.join(ROLLING_DEPTH)}")
         self._span_us = ROLLING_SPAN_US[self.rolling_rate]
@@ -115,7 +118,7 @@ class AvroLogExporter(LogRecordExporter):
         self.instance_id = instance_id or env.get(ENV_PREFIX + "INSTANCE_ID") or default_instance_id()
         self.inline_limit = int(
             inline_limit if inline_limit is not None
-            else env.get(ENV_PREFIX + "INLINE_LIMIT", DEFAULT_INLINE_LIMIT)
+            else env.get(ENV_PREFIX + "INLINE_LIMIT", DEFAULT_INLINE_LIMIT_BYTES)
         )
         self.other_logs_collection = (other_logs_collection
                                       or env.get(ENV_PREFIX + "OTHER_LOGS_COLLECTION") or None)
@@ -128,9 +131,9 @@ class AvroLogExporter(LogRecordExporter):
         self.storage = storage or open_storage(self.destination, **dict(storage_options or {}))
         self.writer = AvroFileWriter(
             self.storage,
-            codec=codec or env.get(ENV_PREFIX + "CODEC") or "deflate",
+            codec=codec or env.get(ENV_PREFIX + "CODEC") or DEFAULT_CODEC,
             max_file_bytes=int(
-                max_file_bytes or env.get(ENV_PREFIX + "MAX_FILE_BYTES") or 256 * 1024 * 1024
+                max_file_bytes or env.get(ENV_PREFIX + "MAX_FILE_BYTES") or DEFAULT_MAX_FILE_BYTES
             ),
         )
         self.tally = Tally("otel_collector_ext.exporters.avro", "otel_collector_ext.avro")

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..settings import DEFAULT_MAX_FILE_BYTES
 from ..storage.base import AppendConflict, Storage
 from .container import ContainerEncoder, check_codec, sync_marker_for
 from .schema import fingerprint
@@ -41,7 +42,7 @@ class AvroFileWriter:
         storage: Storage,
         *,
         codec: str = "deflate",
-        max_file_bytes: int = 256 * 1024 * 1024,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ) -> None:
         self.storage = storage
         self.codec = check_codec(codec)

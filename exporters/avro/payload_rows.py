@@ -9,8 +9,7 @@ from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 
-from exporters import contract as A
-
+from .. import contract as A
 from .schema import Envelope
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1  # Avro int: a status beyond it is not a status

@@ -9,7 +9,7 @@ marker, and each problem is reported with the byte range it covers. Files
 without our ``otel_collector_ext.*`` metadata, or that are not Avro at all, are
 refused with `ForeignFileError`: the caller decides to skip and warn.
 
-Frames are rebuilt by `exporters.tabular.restore_frames`; payload files
+Frames are rebuilt by `exporters.avro.tabular.restore_frames`; payload files
 (request/response, text, bytes, JSON) get explicit pandas dtypes first, so both
 shapes share one set of union and promotion rules.
 """
@@ -266,7 +266,7 @@ def frame_from_containers(
     tabular files it reads, every record is restored with that one schema (the
     collection's newest types and dtypes). Otherwise files with the same schema
     are decoded as one part; parts are combined by
-    `exporters.tabular.restore_frames` (union of columns, promotion, nulls for
+    `exporters.avro.tabular.restore_frames` (union of columns, promotion, nulls for
     missing). Row order: by file, then within a file; callers sort as they need.
     """
     containers = list(containers)

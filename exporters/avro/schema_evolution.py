@@ -1,7 +1,7 @@
 """How a collection's tabular schema may change: the widenings Avro resolution reads.
 
 A collection's schema is state: each batch is typed against the schema last
-written (see `exporters.tabular.convert_frames`), so a batch boundary never
+written (see `exporters.avro.tabular.convert_frames`), so a batch boundary never
 changes a type. The only changes allowed are the ones Avro's own schema
 resolution handles when a file is read with a newer schema:
 

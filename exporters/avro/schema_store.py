@@ -4,7 +4,7 @@
 per schema any writer wrote (content-addressed, so replicas and retries write
 the same object harmlessly) and ``latest.avsc``: one schema that reads every
 file of the collection by Avro's resolution rules (the merge of all versions,
-see `exporters.schema_evolution.merge_schemas`). Two writers publishing at once
+see `exporters.avro.schema_evolution.merge_schemas`). Two writers publishing at once
 may each leave a `latest.avsc` without the other's change; the versions are
 complete, so readers that want certainty merge them (`read_reader_schema`), and
 the next publication repairs `latest.avsc`.

@@ -1,6 +1,6 @@
 """Tabular payloads (DataFrames, dicts, lists of records, arrays) to Avro records and back.
 
-One Avro record per row: the envelope fields of `exporters.avro_schema` first,
+One Avro record per row: the envelope fields of `exporters.avro.schema` first,
 then one nullable field (``["null", T]``, default null) per column.
 
 Type mapping (pandas dtype -> Avro type ``T``):
@@ -71,7 +71,7 @@ Across batches, a collection's schema is state: `convert_frames` types each
 batch against the schema the collection was last written with (`known`), so
 values that fit keep the known type, a column only widens as Avro resolution
 reads (long -> double, a field added), and what does not fit goes to a
-``<name>__mismatch`` JSON text field (rules: `exporters.schema_evolution`).
+``<name>__mismatch`` JSON text field (rules: `exporters.avro.schema_evolution`).
 
 Read-back (`restore_frame`) uses ``pandasDtype`` to rebuild each column: a
 numpy int/bool column that holds nulls becomes Int64/boolean; a dtype this
@@ -458,7 +458,7 @@ def convert_frames(
 class _SchemaFitter:
     """Types the columns of one batch against the collection's known schema.
 
-    Rules (see `exporters.schema_evolution`): a column keeps its known type when
+    Rules (see `exporters.avro.schema_evolution`): a column keeps its known type when
     its values fit (all nulls, ints into a double column); it widens long ->
     double; a new column is added; a column with only nulls and no known type is
     listed in ``nullColumns``. A value that fits neither way is written null in

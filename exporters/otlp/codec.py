@@ -46,8 +46,7 @@ import numpy.lib.format as npformat
 import pandas as pd
 from pandas.api.types import infer_dtype
 
-from exporters import contract as A
-
+from .. import contract as A
 from ..avro.pandas_compat import string_dtype
 
 _log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 The standard exporters encode only AnyValue bodies, so a DataFrame or ndarray body
 would fail the whole batch. This exporter hands them copies of the records whose
-bodies take the documented columnar forms of `exporters.otlp_body`; the caller's
+bodies take the documented columnar forms of `exporters.otlp.codec`; the caller's
 records are never modified. Everything else (endpoint, headers, TLS, retries with
 backoff, compression) is the standard exporter's, configured by the same
 OTEL_EXPORTER_OTLP_* variables, so it also works with no arguments.
@@ -21,8 +21,7 @@ import pandas as pd
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from exporters import contract as A
-
+from .. import contract as A
 from ..avro.tabular import to_frame
 from .codec import encode_body, encode_frames, is_frame_form, is_plain
 

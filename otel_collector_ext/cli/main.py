@@ -1,6 +1,6 @@
 """The command line: `python -m otel_collector_ext <command>` or `otel-collector-ext <command>`.
 
-Each command lives in its own module under `otel_collector_ext.commands` with
+Each command lives in its own module under `otel_collector_ext.cli.commands` with
 `add_arguments(parser)` and `run(args) -> int`; they are imported only when used.
 """
 

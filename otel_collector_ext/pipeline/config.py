@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,20 +20,27 @@ from urllib.parse import urlparse
 
 import yaml
 
-from ..names import check_name
+from exporters.contract import check_name
+from exporters.settings import (
+    CONFIG_ENV,
+    DEFAULT_INLINE_LIMIT_BYTES,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_EXPORT_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_BYTES,
+    DEFAULT_MAX_QUEUE_SIZE,
+    DEFAULT_SCHEDULE_DELAY_MILLIS,
+    LOGS_EXPORTER_ENV,
+    default_destination,
+    default_instance_id,
+)
+
 from .redaction import Redactor
 
-CONFIG_ENV = "OTEL_COLLECTOR_EXT_CONFIG"
-DESTINATION_ENV = "OTEL_COLLECTOR_EXT_DESTINATION"
-LOGS_EXPORTER_ENV = "OTEL_LOGS_EXPORTER"
-DEFAULT_DESTINATION = "./collected"
 ROLLING_RATES = ("minute", "hour", "day")
 # Header names that carry credentials: never captured, even when allow-listed.
 FORBIDDEN_HEADERS = frozenset(
     {"authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key"}
 )
-DEFAULT_INLINE_LIMIT_BYTES = 4 * 1024 * 1024  # as Azure ML: larger bodies go to their own object
-DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 _MAX_BYTES_SETTING = 1024**3
 
 
@@ -54,10 +60,10 @@ class CollectionConfig:
 
 @dataclass(frozen=True)
 class BatchConfig:
-    max_queue_size: int = 8192
-    max_queue_bytes: int = 256 * 1024 * 1024  # payload bytes held in memory at most
-    max_export_batch_size: int = 1024
-    schedule_delay_millis: int = 500
+    max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE
+    max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES  # payload bytes held in memory at most
+    max_export_batch_size: int = DEFAULT_MAX_EXPORT_BATCH_SIZE
+    schedule_delay_millis: int = DEFAULT_SCHEDULE_DELAY_MILLIS
 
 
 @dataclass(frozen=True)
@@ -108,16 +114,6 @@ class Config:
         }
 
 
-def default_instance_id() -> str:
-    """This process's id: `{host}-{pid}` (the host is the pod name under Kubernetes).
-
-    The process id keeps the workers of one server (gunicorn, Azure ML's inference
-    server) in files of their own: writers never share a file.
-    """
-    host = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname())
-    return f"{host.strip('.-')[:64] or 'instance'}-{os.getpid()}"
-
-
 def default_exporter() -> dict[str, Any]:
     """The exporter when the configuration names none: `$OTEL_LOGS_EXPORTER` (avro, otlp,
     console; the standard OTEL_EXPORTER_OTLP_* variables then configure otlp), else avro."""
@@ -128,10 +124,6 @@ def default_exporter() -> dict[str, Any]:
         )
     return {"type": "avro", "destination": default_destination()} if kind == "avro" else {
         "type": kind}
-
-
-def default_destination() -> str:
-    return os.environ.get(DESTINATION_ENV) or DEFAULT_DESTINATION
 
 
 def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | None = None) -> Config:

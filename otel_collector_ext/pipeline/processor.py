@@ -27,11 +27,11 @@ from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadW
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from exporters.contract import collection_of
+from exporters.settings import DEFAULT_MAX_QUEUE_BYTES
 from exporters.telemetry import Tally
 
 _log = logging.getLogger(__name__)
 
-DEFAULT_MAX_QUEUE_BYTES = 256 * 1024 * 1024
 _SMALL = 256  # what a record without a sizable body is counted as
 
 

@@ -182,7 +182,7 @@ def load(
     Rows come ordered by event time. Files are read with the collection's published
     schema (``_schema/latest.avsc``), so columns have the collection's newest types;
     files it does not describe (written before it existed) load into one frame by
-    the rules of `exporters.tabular.restore_frames`. A collection
+    the rules of `exporters.avro.tabular.restore_frames`. A collection
     with no data gives an empty frame with the envelope columns.
 
     `engine="dask"` returns a lazy Dask DataFrame over the same files (one

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from exporters import contract as A
+from exporters.contract import check_name
 
-from ..names import check_name
 from ..pipeline.wiring import (
     PipelineStopped,
     check_configuration,

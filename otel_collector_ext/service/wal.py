@@ -65,18 +65,16 @@ from typing import Any
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
+from exporters.settings import DEFAULT_MAX_QUEUE_BYTES, WAL_DIR_ENV, default_destination
 from exporters.storage import LocalStorage, Storage, StorageError, open_storage
 from exporters.storage.journal import CommittingStorage
 from exporters.storage.record_log import SegmentLog
 from exporters.storage.spool import _try_lock
 from exporters.telemetry import LimitedLog, Tally
 
-from ..pipeline.processor import DEFAULT_MAX_QUEUE_BYTES
-
 _log = logging.getLogger(__name__)
 _limited = LimitedLog(_log)
 
-WAL_DIR_ENV = "OTEL_COLLECTOR_EXT_WAL_DIR"
 DEFAULT_WAL_MAX_BYTES = 512 * 1024 * 1024
 _ENTRY = struct.Struct("<H")  # receiver name length
 _MAX_SLOTS = 1024
@@ -316,7 +314,6 @@ def durable_exporter(spec: Mapping[str, Any], base: Path, max_bytes: int,
     Returns (exporter, storage, log, the slot's lock fd)."""
     spec = dict(spec)
     options = dict(spec.pop("storage_options", None) or {})
-    from ..pipeline.config import default_destination
 
     inner = open_storage(spec.get("destination") or default_destination(), **options)
     opened: list[Any] = [inner]

@@ -1,6 +1,6 @@
 """Azurite, the official Azure Storage emulator, as pytest fixtures.
 
-Use in a test module with ``from tests.azurite import azurite  # noqa: F401``.
+Use in a test module with ``from tests.support.azurite import azurite  # noqa: F401``.
 Azurite comes from the npm registry (``package.json``); when it is missing the
 tests fail and say to run ``npm ci`` - they never skip silently.
 """

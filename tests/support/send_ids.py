@@ -1,6 +1,6 @@
 """A client for the crash tests: sends records with unique ids and writes down which were acknowledged.
 
-    python -m tests.send_ids --mode http|grpc --port N --prefix P --out FILE --stop FILE
+    python -m tests.support.send_ids --mode http|grpc --port N --prefix P --out FILE --stop FILE
 
 Each request holds 1-40 one-row records with correlation ids `P-<n>`, never sent twice:
 a request that fails (refused, 503, UNAVAILABLE, cut by a crash) is written down as

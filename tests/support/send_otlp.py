@@ -1,6 +1,6 @@
 """A scoring process for the end-to-end tests: collects a fixed, deterministic workload.
 
-    python -m tests.send_otlp --mode grpc|http|avro --target URL|DIR --deployment NAME --count N
+    python -m tests.support.send_otlp --mode grpc|http|avro --target URL|DIR --deployment NAME --count N
 
 `grpc` and `http` export over OTLP with the released exporters (through the project's
 `exporter: {type: otlp}`); `avro` writes in-process, the reference to compare with.

@@ -1,6 +1,6 @@
 """A scoring process for the schema tests: collects planned dict rows, flushing where told.
 
-    python -m tests.send_rows PLAN.json
+    python -m tests.support.send_rows PLAN.json
 
 PLAN: ``{"exporter": {...}, "runs": [{"deployment", "batch", "rows", "flush_after"}]}``.
 Each run configures the pipeline anew (batch size `batch`), collects `rows` to

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from exporters.avro.partitioning import safe_segment
+from exporters.settings import DESTINATION_ENV
 from exporters.storage import LocalStorage, Storage, StorageError
 from otel_collector_ext.reading.catalog import has_collection
 from otel_collector_ext.reading.readback import (
@@ -28,7 +29,6 @@ from otel_collector_ext.reading.readback import (
     time_range,
 )
 
-DESTINATION_ENV = "OTEL_COLLECTOR_EXT_DESTINATION"
 _RELATIVE = re.compile(r"^(?:-\s*(\d+(?:\.\d+)?)\s*([smhdw])|(\d+(?:\.\d+)?)\s*([smhdw])\s+ago)$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 

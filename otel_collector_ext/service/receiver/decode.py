@@ -3,7 +3,7 @@
 There is no OTLP decoder in the Python SDK, so this is the inverse of the SDK's
 `encode_logs`: ResourceLogs > ScopeLogs > LogRecord become `ReadableLogRecord`s
 with their resource, instrumentation scope, attributes, body (our columnar
-forms rebuilt by `exporters.otlp_body.decode_body`), times, trace context,
+forms rebuilt by `exporters.otlp.codec.decode_body`), times, trace context,
 severity and event name. A record that cannot be decoded is rejected on its
 own (reported as partial success); a request that cannot be parsed at all is a
 `RequestError`. Messages in errors are safe to return to clients.

@@ -64,5 +64,5 @@ def test_stored_schemas_and_rows_are_the_same_under_every_pandas() -> None:
     assert stored() == json.loads(GOLDEN.read_text())
 
 
-if __name__ == "__main__":  # how the file was written (python -m tests.test_pandas_versions)
+if __name__ == "__main__":  # how the file was written (python -m tests.exporters.avro.test_pandas_versions)
     GOLDEN.write_text(json.dumps(stored(), indent=1, sort_keys=True) + "\n")

@@ -95,7 +95,7 @@ def test_writer_moves_past_files_someone_else_writes(tmp_path: Path) -> None:
 def test_a_failed_append_leaves_the_file_readable(tmp_path: Path) -> None:
     code = f"""
 import resource, signal, fastavro
-from exporters.avro_files import AvroFileWriter
+from exporters.avro.files import AvroFileWriter
 from exporters.storage.local import LocalStorage
 w = AvroFileWriter(LocalStorage({str(tmp_path)!r}), codec="null")
 schema = {{"type": "record", "name": "r", "fields": [{{"name": "s", "type": "string"}}]}}

@@ -94,6 +94,6 @@ def test_azureml_init_fails_on_a_broken_configuration(tmp_path: Path) -> None:
     done = run_python(code, OTEL_COLLECTOR_EXT_CONFIG=str(config))
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("otel_collector_ext.config.ConfigError: ")
+    assert last.startswith("otel_collector_ext.pipeline.config.ConfigError: ")
     assert (f"{config}: unknown key data_collector.collections.model_inputs.enabeld "
             "(did you mean enabled?") in last

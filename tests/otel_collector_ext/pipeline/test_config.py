@@ -177,7 +177,7 @@ def test_with_on_error_a_broken_file_is_reported_once_and_every_collect_counted(
 
 def test_without_a_file_collectors_made_before_configure_wait_for_it(tmp_path: Path) -> None:
     early = oce.Collector(name="early")  # builds nothing yet: configure() below decides
-    assert oce.pipeline._current is None
+    assert oce.pipeline.wiring._current is None
     oce.configure({"exporter": {"type": "avro", "destination": str(tmp_path)}})
     early.collect({"a": 1})
     assert oce.flush()

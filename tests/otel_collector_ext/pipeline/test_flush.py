@@ -30,7 +30,7 @@ def test_flush_returns_true_under_eight_producer_threads(data_dir: Path) -> None
     stop = threading.Event()
     counts = [0] * PRODUCERS
 
-    pipeline = oce.pipeline.get_pipeline()
+    pipeline = oce.pipeline.wiring.get_pipeline()
 
     def produce(t: int) -> None:
         while not stop.is_set():
