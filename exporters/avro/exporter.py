@@ -280,9 +280,11 @@ class AvroLogExporter(LogRecordExporter):
         *,
         object_dtypes: list[str | None] | None = None,
     ) -> TabularBatch:
-        """Convert against the collection's schema, which becomes the result's."""
+        """Convert against the collection's schema, which becomes the result's (the frames
+        share their column names: `_sort` grouped them so)."""
         converted = convert_frames(frames, envelopes, _record_name(collection),
-                                   self._known_schema(directory), object_dtypes=object_dtypes)
+                                   self._known_schema(directory), object_dtypes=object_dtypes,
+                                   same_columns=True)
         self._schemas[_collection_of(directory)] = converted.schema
         for column, count in converted.mismatched.items():
             self.tally.add("values.mismatched", count, collection=collection)

@@ -404,6 +404,7 @@ def convert_frames(
     known: Mapping[str, Any] | None = None,
     *,
     object_dtypes: Sequence[str | None] | None = None,
+    same_columns: bool = False,
 ) -> TabularBatch:
     """Convert frames with the same column names into Avro datums sharing one schema.
 
@@ -416,7 +417,9 @@ def convert_frames(
     against it (`_SchemaFitter`), so the result is `known` itself or a widening of
     it. `object_dtypes` (by column position): the pandas dtype an object column
     records instead of ``object`` (for dict rows: the dtype of the values without
-    their nulls, which is what a row without a null would record).
+    their nulls, which is what a row without a null would record). `same_columns`: the
+    caller vouches that every frame has the first one's column names (the exporter
+    grouped them by `column_key`), so they are not compared again.
     """
     if len(frames) != len(envelopes):
         raise ValueError(f"{len(frames)} frames but {len(envelopes)} envelopes")
@@ -429,7 +432,7 @@ def convert_frames(
     lengths = [len(f) for f in frames]
     columns = frames[0].columns
     first_names = columns.tolist()
-    if all(_same_columns(f.columns, columns, first_names) for f in frames[1:]):
+    if same_columns or all(_same_columns(f.columns, columns, first_names) for f in frames[1:]):
         gathered = _gather_columns(frames, len(columns), lengths)
     else:
         if not all(f.columns.is_unique for f in frames):
