@@ -7,7 +7,8 @@ replaces the table between the markers in README.md (or --readme):
     <!-- performance-goals:start -->  ...  <!-- performance-goals:end -->
 
 Usage: python bench/run_all.py [--quick] [--no-write] [--only collect middleware otlp]
-The full results go to --out (default: bench-results.json in the current folder).
+The full results go to --out (default: bench-results.json in the current folder);
+`--from FILE` writes the tables again from such a file, without measuring.
 """
 
 from __future__ import annotations
@@ -79,6 +80,22 @@ def table(goals: list[Goal], when: str) -> str:
     return "\n".join(lines)
 
 
+def collect_table(rows: list[dict[str, Any]]) -> str:
+    """bench_collect.py's figures, system by system, from the same run."""
+    def cell(row: dict[str, Any], key: str, fmt: str) -> str:
+        return fmt.format(row[key]) if key in row else "–"
+
+    lines = ["| frames | system | collect() p50 | p99 | frames/s | rows/s | CPU per record | |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['rows']}-row | {r['system']} | {cell(r, 'p50_us', '{:.1f} µs')} "
+            f"| {cell(r, 'p99_us', '{:,.0f} µs')} | {cell(r, 'frames_per_s', '{:,.0f}')} "
+            f"| {cell(r, 'rows_per_s', '{:,.0f}')} | {cell(r, 'cpu_us_per_record', '{:,.1f} µs')} "
+            f"| {r['note']} |")
+    return "\n".join(lines)
+
+
 def write_readme(readme: Path, text: str) -> None:
     content = readme.read_text()
     pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
@@ -94,13 +111,24 @@ def main() -> None:
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--no-write", action="store_true", help="print, do not edit README")
     parser.add_argument("--out", type=Path, default=Path("bench-results.json"))
+    parser.add_argument("--from", dest="source", type=Path,
+                        help="a results file of an earlier run: write its tables, measure nothing")
     args = parser.parse_args()
-    results = {name: run(name, args.quick) for name in args.only}
-    goals = [g for r in results.values() for g in from_dicts(r.get("goals", []))]
+    if args.source:
+        results = json.loads(args.source.read_text())
+    else:
+        results = {name: run(name, args.quick) for name in args.only}
+    goals = [g for r in results.values() if isinstance(r, dict)
+             for g in from_dicts(r.get("goals", []))]
     print_goals(goals)
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    when = results.setdefault("when", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
     text = table(goals, when + (", quick mode" if args.quick else ""))
-    args.out.write_text(json.dumps(results, indent=2, default=str))
+    if "collect" in results:
+        text += ("\n\n`bench_collect.py` in the same run (frames of 8 float, 1 int and 1 string "
+                 "column; collect() timed while the exporter converts and writes):\n\n"
+                 + collect_table(results["collect"]["table"]))
+    if not args.source:
+        args.out.write_text(json.dumps(results, indent=2, default=str))
     print(f"\n{text}\n\n(full results: {args.out})")
     if not args.no_write:
         write_readme(args.readme, text)
