@@ -87,6 +87,6 @@ class ContainerEncoder:
                         metadata=self._metadata, validator=False)
         write = writer.write
         for record in records:
-            write(record)
+            write(record)  # type: ignore[arg-type]  # fastavro types a datum narrowly; a mapping is a record
         writer.flush()
         return buf.getvalue()[len(self.header):]

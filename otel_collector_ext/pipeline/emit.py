@@ -52,7 +52,8 @@ class RecordEmitter:
             writable.__dict__.update(log_record=record, resource=self._logger.resource,
                                      instrumentation_scope=self._logger.instrumentation_scope,
                                      limits=self._limits)
-            self._logger.emit(writable)
+            # The SDK's Logger.emit takes its own ReadWriteLogRecord too; it is typed as the API's.
+            self._logger.emit(writable)  # type: ignore[arg-type]
         else:
             self._logger.emit(record)
 

@@ -15,9 +15,9 @@ import signal
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
-from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
+from opentelemetry.sdk._logs import Logger, LoggerProvider, LogRecordLimits
 from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 
@@ -63,7 +63,8 @@ class Pipeline:
         self.provider = LoggerProvider(resource=resource, shutdown_on_exit=False,
                                        log_record_limits=limits)
         self.provider.add_log_record_processor(self.processor)
-        self.logger = self.provider.get_logger("otel_collector_ext")
+        # The SDK provider returns its own Logger (resource, scope), typed as the API's.
+        self.logger = cast(Logger, self.provider.get_logger("otel_collector_ext"))
         self.emit = RecordEmitter(self.logger, limits).emit
         self.base_attributes: dict[str, Any] = {
             A.ENDPOINT: config.endpoint,
