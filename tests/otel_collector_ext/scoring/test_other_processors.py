@@ -23,8 +23,9 @@ from otel_collector_ext import attributes as A
 
 @pytest.fixture
 def seen(tmp_path: Path) -> InMemoryLogRecordExporter:
-    pipeline = oce.configure({"exporter": {"type": "avro", "destination": str(tmp_path)},
-                              "endpoint": "ep", "deployment": "blue", "model_version": "7"})
+    oce.configure({"exporter": {"type": "avro", "destination": str(tmp_path)},
+                   "endpoint": "ep", "deployment": "blue", "model_version": "7"})
+    pipeline = oce.pipeline.wiring.get_pipeline()
     memory = InMemoryLogRecordExporter()
     pipeline.provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
     yield memory
@@ -82,7 +83,8 @@ def test_sdk_cleaning_still_applies(seen: InMemoryLogRecordExporter) -> None:
 
 def test_attribute_length_limit_applies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "4")
-    pipeline = oce.configure({"exporter": {"type": "avro", "destination": str(tmp_path)}})
+    oce.configure({"exporter": {"type": "avro", "destination": str(tmp_path)}})
+    pipeline = oce.pipeline.wiring.get_pipeline()
     memory = InMemoryLogRecordExporter()
     pipeline.provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
     try:
