@@ -19,11 +19,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any
 
-from .. import attributes as A
-from ..collector import Collector
-from ..config import FORBIDDEN_HEADERS, Config
-from ..context import BasicCorrelationContext, new_correlation_id
-from ..pipeline import get_pipeline
+from exporters import contract as A
+
+from ..pipeline.config import FORBIDDEN_HEADERS, Config
+from ..pipeline.wiring import get_pipeline
+from ..scoring.collector import Collector
+from ..scoring.context import BasicCorrelationContext, new_correlation_id
 
 _log = logging.getLogger("otel_collector_ext.middleware")
 

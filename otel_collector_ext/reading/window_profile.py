@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from exporters.avro_reading import read_tolerant
-from exporters.avro_schema import CORRELATION_ID, MODEL_VERSION, ROW, SPAN_ID, TIME, TRACE_ID
+from exporters.avro.reading import read_tolerant
+from exporters.avro.schema import CORRELATION_ID, MODEL_VERSION, ROW, SPAN_ID, TIME, TRACE_ID
 from exporters.profiles import FileProfile, ProfileError, profile_path
 from exporters.storage import Storage, StorageError
 
