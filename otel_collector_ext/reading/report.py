@@ -19,7 +19,7 @@ import pandas as pd
 from exporters.avro.schema import TIME
 
 from . import page, svg
-from .profile import Comparison, compare, profiled_columns, rows_per_hour
+from .profile import MIN_COMPARED, Comparison, compare, profiled_columns, rows_per_hour
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,9 @@ def _card(c: Comparison) -> str:
     else:
         chart = svg.bars(c.labels, c.baseline, c.current)
     psi = "–" if c.psi is None else f"{c.psi:.2f}"
+    badge = f"PSI {psi} · {c.level}"
+    if c.too_few:
+        badge = f"too few values for PSI (under {MIN_COMPARED})"
     nulls = ""
     if c.baseline_nulls or c.current_nulls:
         nulls = (f'<span class="nulls">nulls {c.baseline_nulls:.1%} → '
@@ -64,7 +67,7 @@ def _card(c: Comparison) -> str:
 <article class="card" data-name="{escape(c.name.lower())}" data-level="{c.level}">
   <header>
     <h3 title="{escape(c.name)}">{escape(c.name)}</h3>
-    <span class="badge {c.level}" title="population stability index">PSI {psi} · {c.level}</span>
+    <span class="badge {c.level}" title="population stability index">{escape(badge)}</span>
   </header>
   <div class="meta"><span>{c.baseline_n:,} → {c.current_n:,} values</span>{nulls}</div>
   {chart}
@@ -81,7 +84,7 @@ def _collection_section(name: str, frame: pd.DataFrame, baseline: Window, curren
             skipped.append(str(column))
         else:
             comparisons.append(got)
-    comparisons.sort(key=lambda c: -1.0 if c.psi is None else -c.psi)
+    comparisons.sort(key=lambda c: -1.0 if c.psi is None or c.too_few else -c.psi)
     cards = "".join(_card(c) for c in comparisons)
     note = ""
     if skipped:

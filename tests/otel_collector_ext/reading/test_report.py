@@ -90,3 +90,18 @@ def test_console_errors_would_be_caught(tmp_path: Path) -> None:
     broken.write_text("<!doctype html><p>x</p><script>missingFunction();</script>")
     run = chromium(tmp_path, "--dump-dom", broken.as_uri())
     assert any("missingFunction" in line for line in console_errors(run.stderr)), run.stderr[-2000:]
+
+
+def test_a_handful_of_values_gets_no_psi_level(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from otel_collector_ext.reading.profile import compare
+    from otel_collector_ext.reading.report import _card
+
+    # 3 values against 1: the PSI is huge, but it means nothing.
+    tiny = compare("x", pd.Series([1.0, 2.0, 3.0]), pd.Series([50.0]))
+    assert tiny is not None and tiny.psi > 1 and tiny.level == "n/a"
+    card = _card(tiny)
+    assert "too few values for PSI" in card and "large" not in card
+    enough = compare("x", pd.Series(np.arange(40.0)), pd.Series(np.arange(40.0) + 30))
+    assert enough is not None and enough.level == "large"
