@@ -42,6 +42,7 @@ of who reads the profiles.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections import Counter
@@ -428,6 +429,14 @@ class ColumnProfile:
                                       zip(found.tolist(), counts.tolist(), strict=True)})
 
     def merge(self, other: ColumnProfile) -> None:
+        if other.kind != self.kind and not other.count + other.type_errors:
+            self.nulls += other.nulls  # only nulls there (a column not typed yet)
+            return
+        if other.kind != self.kind and not self.count + self.type_errors:
+            nulls = self.nulls  # only nulls here: the other file's typing holds
+            self.__dict__.update(copy.deepcopy(other.__dict__))
+            self.nulls += nulls
+            return
         if other.kind != self.kind:
             # Files typed the column differently (mismatched writers): the other's values
             # are of the wrong kind here.
@@ -543,12 +552,17 @@ class FileProfile:
             return
         self.add_times([r.get(time_field) for r in rows])
         skipped = set(skip) | {time_field}
-        columns = {}
+        columns: dict[str, tuple[Kind, bool, Sequence[Any]]] = {}
         for avro_field in schema.get("fields", ()):
             name = avro_field.get("name")
             if name not in skipped:
                 kind, integer = _field_kind(avro_field)
                 columns[column_name(avro_field)] = (kind, integer, [r.get(name) for r in rows])
+        # Columns that held only nulls so far have no field, only a schema entry; readers
+        # show them as empty columns, so the profile has them too.
+        for entry in schema.get("nullColumns") or ():
+            if isinstance(entry, Mapping):
+                columns.setdefault(column_name(entry), ("categorical", False, [None] * len(rows)))
         self.add_columns(len(rows), columns)
 
     def add_times(self, times: Iterable[Any]) -> None:

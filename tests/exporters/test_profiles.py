@@ -228,3 +228,17 @@ def test_random_byte_damage_is_a_profile_error_or_a_consistent_profile(data):
         if col.kind == "numeric" and col.minimum is not None:
             col.histogram.quantile(0.5)
             col.histogram.count_below([0.0, 1.0])
+
+
+def test_a_column_of_nulls_takes_the_type_later_files_give_it():
+    nulls, later = FileProfile(), FileProfile()
+    nulls.add_datums({"fields": [], "nullColumns": [{"originalName": "note"}]}, [{}, {}])
+    assert (nulls.columns["note"].count, nulls.columns["note"].nulls) == (0, 2)
+    later.add_columns(2, {"note": ("numeric", True, [4, 5])})
+    for first, second in ((nulls, later), (later, nulls)):
+        merged = FileProfile()
+        merged.merge(FileProfile.from_json(first.to_json()))
+        merged.merge(FileProfile.from_json(second.to_json()))
+        note = merged.columns["note"]
+        assert (note.kind, note.count, note.nulls, note.type_errors) == ("numeric", 2, 2, 0)
+        assert (note.minimum, note.maximum, note.integer) == (4.0, 5.0, True)
