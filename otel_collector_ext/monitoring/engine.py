@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from exporters.avro.schema import CORRELATION_ID, TIME
+from exporters.avro.schema import CORRELATION_ID, ENVELOPE_NAMES, TIME
 from exporters.avro.schema_evolution import MISMATCH_SUFFIX
 from exporters.storage import Storage
 
@@ -58,6 +58,7 @@ from .performance import (
     regression,
 )
 from .performance import breached as performance_breached
+from .profiles_source import ProfileSummaries
 from .quality import QUALITY_METRICS, default_threshold, rate
 from .reference import read_table
 from .result import FeatureComparison, MonitorResult, SignalResult, Skipped, WindowResult
@@ -70,6 +71,7 @@ from .summaries import (
     summarize_column,
 )
 from .telemetry import record_metrics
+from .traffic import traffic
 
 DEFAULT_WINDOW = timedelta(hours=24)
 #: Drift over time: hourly up to this span, daily beyond it, none past MAX_SERIES windows.
@@ -222,11 +224,15 @@ class _Engine:
 
     # -- summaries -----------------------------------------------------------------------
     def _current_summary(self, collection: str, feature: str, like: ColumnSummary,
-                         window: _Window, needs_values: bool) -> ColumnSummary:
+                         window: _Window, needs_values: bool | str) -> ColumnSummary:
+        """From the summary source when it answers, else from rows. `needs_values`:
+        False, True (values or a sketch's weighted points), or "exact" (the KS test)."""
         if self.source is not None:
             got = self.source.summarize(collection, feature, window.start, window.end, like=like)
-            if got is not None and (got.values is not None or not needs_values
-                                    or like.kind != "numeric"):
+            exact = got is not None and got.values is not None and got.weights is None
+            if got is not None and (like.kind != "numeric" or not needs_values
+                                    or (got.values is not None and needs_values is True)
+                                    or exact):
                 return got
         frame = self.current.frame(collection)
         series, keeper = _series_of(frame, feature, None if window == self.window else window)
@@ -249,6 +255,12 @@ class _Engine:
                           series_windows)
 
     def _columns(self, collection: str) -> list[str] | None:
+        listed = getattr(self.source, "columns", None)
+        if listed is not None:  # a source that knows the columns spares reading the rows
+            found = listed(collection, self.window.start, self.window.end)
+            if found is not None:
+                return [c for c in found if c not in ENVELOPE_NAMES
+                        and not c.endswith(MISMATCH_SUFFIX)]
         frame = self.current.frame(collection)
         if not len(frame):
             return None
@@ -268,9 +280,12 @@ class _Engine:
             if kind is not None:
                 ref = summarize_column(ref_series, kind,  # type: ignore[arg-type]
                                        mismatched=ref_keeper, bins=self.config.bins)
-        needs_values = ref is not None and ref.kind == "numeric" and any(
-            DRIFT_METRICS[m].needs_values for s in wanted if s.type in DRIFT_SIGNALS
-            for m in self._drift_metrics(s, feature, "numeric"))
+        metrics = [m for s in wanted if s.type in DRIFT_SIGNALS
+                   for m in self._drift_metrics(s, feature, "numeric")]
+        needs_values: bool | str = ref is not None and ref.kind == "numeric" and any(
+            DRIFT_METRICS[m].needs_values for m in metrics)
+        if needs_values and "two_sample_kolmogorov_smirnov_test" in metrics:
+            needs_values = "exact"  # its p-value needs the rows, not a sketch's points
         cur = None if ref is None else self._current_summary(collection, feature, ref,
                                                                self.window, needs_values)
         if ref is None:
@@ -501,10 +516,15 @@ def _evaluate(cfg: MonitorConfig, ref: _Reference, current: _Current, chosen: Se
                     frame = _join_ground_truth(frame, truth_frame, key, on)
             outputs = current.frame(cfg.outputs[0])
         engine.signals.extend(_performance(signal, cfg, frame, outputs, "no ground truth given"))
+    rows = current.rows()
+    counted = getattr(summaries, "rows", None)
+    if counted is not None:  # collections answered by the source alone: its row counts
+        for collection in chosen:
+            rows.setdefault(collection, counted(collection, window.start, window.end))
     return MonitorResult(
         endpoint=endpoint, deployment=deployment, reference=ref.describe,
         window={"start": window.start.isoformat(), "end": window.end.isoformat(),
-                "rows": current.rows()},
+                "rows": rows},
         signals=engine.signals, series_granularity=granularity,
         series=[WindowResult(a, b, s) for (a, b), s in sorted(engine.series.items())],
         features=engine.features, skipped=engine.skipped, notes=list(cfg.notes))
@@ -563,6 +583,7 @@ def monitor(
     labels_collection: str | None = None,
     meter_provider: Any = None,
     summaries: SummarySource | None = None,
+    profiles: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     workers: int | None = None,
     now: datetime | None = None,
@@ -582,6 +603,11 @@ def monitor(
       for `model_performance`.
     * Each signal's value is recorded as an OpenTelemetry gauge
       ``ml.monitoring.<signal>`` through `meter_provider` (default: the global one).
+    * `profiles`: answer from the column profiles written at ingest where they can
+      (O(files), not O(rows); docs/profiles.md), rows elsewhere; `summaries` is any
+      other `SummarySource`.
+    * ``traffic`` in the result: responses, error rates and latency per series window
+      when the deployment has a ``response`` payload collection.
     """
     cfg = load_monitor_config(config)
     _check_names(endpoint=endpoint, deployment=deployment)
@@ -630,7 +656,15 @@ def monitor(
                 ground_truth=truth_frame, ground_truth_key=key, ground_truth_on=on,
                 workers=workers)
 
-        result = _evaluate(cfg, ref, current, chosen, window, summaries, truth, joined,
+        source = summaries
+        if source is None and profiles:
+            source = ProfileSummaries(storage, endpoint, deployment, workers=workers)
+        result = _evaluate(cfg, ref, current, chosen, window, source, truth, joined,
                            endpoint, deployment)
+        if isinstance(source, ProfileSummaries):
+            result.notes.append(source.note())
+        _, series = _series_windows(window, cfg.granularity)
+        result.traffic = traffic(storage, endpoint, deployment,
+                                 [(w.start, w.end) for w in series] or [(lo, hi)])
     record_metrics(result, meter_provider)
     return result

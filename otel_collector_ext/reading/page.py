@@ -78,3 +78,24 @@ CHART_SCRIPT = """
   document.documentElement.setAttribute('data-report', drawn === charts.length ? 'ready' : 'incomplete');
 })();
 """
+
+
+def document(title: str, body: str, *, css: str = CSS, script: str = CHART_SCRIPT,
+             body_attributes: str = "") -> str:
+    """A whole page: `title` (already escaped), inline `css`, the `body` markup, the tip
+    element the chart script needs, and `script`."""
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>{css}</style>
+</head>
+<body{body_attributes}>
+{body}
+<div id="tip"></div>
+<script>{script}</script>
+</body>
+</html>
+"""

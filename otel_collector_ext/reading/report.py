@@ -130,11 +130,12 @@ def render(
     sections = "".join(_collection_section(name, frame, baseline, current)
                        for name, frame in frames.items() if len(frame))
     generated = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-    return _PAGE.format(
+    body = _BODY.format(
         title=escape(title), facts=fact_items, chart=chart, legend=legend, sections=sections,
         baseline=escape(baseline.text()), current=escape(current.text()), generated=generated,
-        base_colour=svg.BASELINE, cur_colour=svg.CURRENT, css=page.CSS, script=_SCRIPT,
+        base_colour=svg.BASELINE, cur_colour=svg.CURRENT,
     )
+    return page.document(escape(title), body, script=_SCRIPT)
 
 
 
@@ -153,16 +154,7 @@ _SCRIPT = """
 })();
 """ + page.CHART_SCRIPT
 
-_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>{css}</style>
-</head>
-<body>
-<div class="top">
+_BODY = """<div class="top">
   <h1>{title}</h1>
   <p>What the model received and returned, hour by hour, and how each column moved between two windows.</p>
   <dl class="facts">{facts}</dl>
@@ -184,8 +176,4 @@ _PAGE = """<!doctype html>
   {sections}
 </main>
 <footer>Generated {generated} by otel-collector-ext. PSI: below 0.1 stable, 0.1–0.25 moderate, above 0.25 large.</footer>
-<div id="tip"></div>
-<script>{script}</script>
-</body>
-</html>
 """

@@ -166,9 +166,22 @@ def run(args: argparse.Namespace) -> int:
           f"{len(joined)} joined")
     print("Counters:", {k: v for k, v in stats.items() if v})
     cli = cli_command()
+    first = now - args.hours * 3600
+    # The last third (drifted unless --no-drift) against the two thirds before it.
+    split = first + (now - first) * (args.requests * 2 // 3) / args.requests
+
+    def utc(seconds: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
     print(f"\nLook around (each command works as printed, from this folder):\n"
           f"  {cli} ls -d {args.dir}\n"
-          f"  {cli} report -d {args.dir} -e credit-endpoint -p blue -o report.html")
+          f"  {cli} report -d {args.dir} -e credit-endpoint -p blue -o report.html\n"
+          f"  {cli} monitor -d {args.dir} -e credit-endpoint -p blue "
+          f"--reference-start {utc(first - 1)} --reference-end {utc(split)} "
+          f"--start {utc(split)} --end {utc(now + 1)} --report monitor.html")
+    if args.drift:
+        print("  (monitor exits 1 when a threshold is breached, as here: the last third of "
+              "the requests drifted)")
     activate = Path(sys.executable).parent / "activate"
     if cli != "otel-collector-ext" and activate.is_file():
         print(f"or put the CLI on PATH first: source {_shown(activate)}")
