@@ -249,6 +249,13 @@ class _Engine:
                           series_windows)
 
     def _columns(self, collection: str) -> list[str] | None:
+        """The collection's data columns in the window (None: no rows), from the source if
+        it can tell."""
+        listed = getattr(self.source, "columns", None)
+        if callable(listed):
+            columns = listed(collection, self.window.start, self.window.end)
+            if columns is not None:
+                return list(columns) or None
         frame = self.current.frame(collection)
         if not len(frame):
             return None
