@@ -199,7 +199,8 @@ def summarize_column(
             values=finite if keep_values else None)
         if len(finite):
             s.minimum, s.maximum = float(finite.min()), float(finite.max())
-            s.mean, s.std = float(finite.mean()), float(finite.std())
+            with np.errstate(over="ignore", invalid="ignore"):  # near 1e308: inf, reported null
+                s.mean, s.std = float(finite.mean()), float(finite.std())
         if like is not None:
             lo, hi = like.minimum, like.maximum
             s.out_of_bounds = 0 if lo is None or hi is None else int(
