@@ -1,0 +1,218 @@
+"""The base of every configuration model: strict pydantic models whose errors name the key.
+
+Each component (the scoring configuration, the service configuration, every exporter
+and storage backend) describes its options, defaults and environment variables in one
+model built on `ConfigModel`. Validation then gives one error message that names the
+key path (``data_collector.collections.a.enabled``) and what is allowed, and the same
+models generate the JSON Schemas published in ``schemas/``.
+
+The value types below (`Rate`, `Flag`, `int_range`, …) carry their own message, so the
+message a user reads and the schema an editor uses come from one definition.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from .contract import MAX_NAME_LENGTH, check_name
+
+M = TypeVar("M", bound=BaseModel)
+_UNKNOWN_KEY = "unknown_key"
+_NOT_A_MAPPING = "not_a_mapping"
+
+
+class ConfigModel(BaseModel):
+    """A block of configuration: unknown keys are refused naming the allowed ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, cls):
+            return data
+        if not isinstance(data, Mapping):
+            raise PydanticCustomError(_NOT_A_MAPPING, "must be a mapping, not {kind}",
+                                      {"kind": type(data).__name__})
+        allowed = cls.keys()
+        for key in data:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = f"did you mean {close[0]}? " if close else ""
+                raise PydanticCustomError(
+                    _UNKNOWN_KEY, "unknown key {key} ({hint}allowed: {allowed})",
+                    {"key": str(key), "hint": hint, "allowed": ", ".join(sorted(allowed))})
+        return data
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        """The keys this block accepts, as written in a file."""
+        return [f.alias or name for name, f in cls.model_fields.items()]
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    """``a.b[0].c`` from a pydantic error location (``a.b key 'x'`` for a bad mapping key)."""
+    out = ""
+    for i, part in enumerate(loc):
+        if part == "[key]":
+            continue
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif loc[i + 1:i + 2] == ("[key]",):
+            out += f" key {part!r}"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def error_message(error: ValidationError, *, root: str = "configuration") -> str:
+    """One message for the first error: the key path, then what is wrong or allowed."""
+    first = error.errors(include_url=False)[0]
+    path = key_path(tuple(p for p in first["loc"] if not _is_tag(p)))
+    kind, ctx = first["type"], first.get("ctx") or {}
+    if kind == _UNKNOWN_KEY:
+        full = f"{path}.{ctx['key']}" if path else ctx["key"]
+        return f"unknown key {full} ({ctx['hint']}allowed: {ctx['allowed']})"
+    message = str(ctx["error"]) if kind == "value_error" else _plain(first["msg"], ctx, kind)
+    if not path:
+        path = root
+    return f"{path} {message}" if message.startswith("must ") else f"{path}: {message}"
+
+
+def _is_tag(part: int | str) -> bool:
+    # pydantic adds the name of the union member or function to the location.
+    return isinstance(part, str) and (part.startswith("function-") or part in (
+        "str", "int", "float", "bool", "none"))
+
+
+_PLAIN = {
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "missing": "is required",
+}
+
+
+def _plain(message: str, ctx: Mapping[str, Any], kind: str) -> str:
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}".replace("'", "")
+    return _PLAIN.get(kind, message)
+
+
+def validate(model: type[M], data: Any, *, root: str = "configuration") -> M:
+    """`model` from `data`; ValueError with `error_message` otherwise."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ValueError(error_message(e, root=root)) from None
+
+
+# ---------------------------------------------------------------------------
+# Value types with their message and their schema
+# ---------------------------------------------------------------------------
+
+
+def _checked(check: Callable[[Any], Any]) -> BeforeValidator:
+    return BeforeValidator(check)
+
+
+def _rate(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"must be a number from 0 to 1, not {value!r}")
+    return float(value)
+
+
+#: A share from 0 to 1.
+Rate = Annotated[float, Field(ge=0, le=1), _checked(_rate)]
+
+
+def _flag(value: Any) -> bool:
+    # Azure ML's YAML writes enabled: 'True' / 'False' as strings.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"must be true or false, not {value!r}")
+
+
+#: true/false, or Azure ML's 'True'/'False' strings.
+Flag = Annotated[bool, _checked(_flag), WithJsonSchema({"anyOf": [
+    {"type": "boolean"},
+    {"type": "string", "pattern": r"^\s*([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])\s*$"},
+]})]
+
+
+def int_range(low: int, high: int, what: str = "an integer") -> Any:
+    """An int from `low` to `high` (never a bool), as an annotated type."""
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"must be {what} from {low} to {high}, not {value!r}")
+        return value
+
+    return Annotated[int, Field(ge=low, le=high), _checked(check)]
+
+
+def number_range(low: float, high: float, what: str = "a number") -> Any:
+    """A positive int or float from `low` (exclusive) to `high`, as an annotated type."""
+
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not low < value <= high:
+            raise ValueError(f"must be {what} above {low} and at most {high}, not {value!r}")
+        return float(value)
+
+    return Annotated[float, Field(gt=low, le=high), _checked(check)]
+
+
+def _name(value: Any) -> str:
+    try:
+        return check_name(value, "name")
+    except (TypeError, ValueError) as e:
+        raise ValueError(str(e)) from None
+
+
+#: A safe name (endpoint, deployment, collection, instance): see `contract.check_name`.
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH,
+                            pattern=r"^[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_\-])?$"),
+                 _checked(_name)]
+
+
+def string_list(message: str, accept: Callable[[str], bool] = bool) -> Any:
+    """A list of strings each passing `accept`; `message` says what is expected."""
+
+    def check(value: Any) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) and accept(v) for v in value):
+            raise ValueError(message)
+        return value
+
+    return Annotated[list[str], _checked(check)]
+
+
+def non_empty_string(message: str) -> Any:
+    """A non-blank string; `message` says what it names."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(message)
+        return value
+
+    return Annotated[str, Field(min_length=1), _checked(check)]

@@ -1,0 +1,162 @@
+"""The scoring configuration file as a typed model: every key, its default and its rule.
+
+`ScoringConfigFile` is what a YAML file (or a dict given to `configure()`) may hold;
+`config.parse_config` validates with it and builds the `Config` the pipeline uses.
+The JSON Schema in ``schemas/scoring-config.schema.json`` is generated from it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field
+
+from exporters.config_model import (
+    ConfigModel,
+    Flag,
+    Name,
+    Rate,
+    int_range,
+    non_empty_string,
+    string_list,
+)
+from exporters.settings import (
+    DEFAULT_INLINE_LIMIT_BYTES,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_EXPORT_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_BYTES,
+    DEFAULT_MAX_QUEUE_SIZE,
+    DEFAULT_ROLLING_RATE,
+    DEFAULT_SCHEDULE_DELAY_MILLIS,
+)
+
+ROLLING_RATES = ("minute", "hour", "day")
+MAX_BYTES_SETTING = 1024**3
+
+ByteCount = int_range(0, MAX_BYTES_SETTING, "a number of bytes")
+#: A folder, file:// URL, az:// or http(s):// URL; checked further when the config is built.
+DestinationText = non_empty_string("must be a folder, az:// or https:// URL")
+
+
+def _rolling_rate(value: Any) -> str:
+    rate = str(value).lower()
+    if rate not in ROLLING_RATES:
+        raise ValueError(f"must be one of {', '.join(ROLLING_RATES)}, not {value!r}")
+    return rate
+
+
+RollingRate = Annotated[
+    Literal["minute", "hour", "day", "Minute", "Hour", "Day"],
+    BeforeValidator(_rolling_rate),
+]
+
+
+def _model_version(value: Any) -> str:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool) or len(str(value)) > 256:
+        raise ValueError("must be a string of at most 256 characters")
+    return str(value)
+
+
+class DataAsset(ConfigModel):
+    """Azure ML's `data:` of a collection: the data asset its files form."""
+
+    name: str | None = None
+    path: DestinationText | None = Field(
+        None, description="Where this collection's files go: a folder, az:// or https:// URL, "
+        "or azureml://datastores/<name>/paths/<path> (mapped through `datastores`)")
+    version: str | int | float | None = None
+
+
+class Collection(ConfigModel):
+    """One collection (model_inputs, model_outputs, request, response or custom)."""
+
+    enabled: Flag = True
+    sampling_rate: Rate | None = Field(
+        None, description="Share of correlation ids kept; default: data_collector.sampling_rate")
+    data: DataAsset | None = None
+
+
+class RequestLogging(ConfigModel):
+    """Payload logging: which headers, query strings and how much of each body."""
+
+    capture_headers: string_list("must be a list of header names") = Field(
+        default_factory=list, description="Header names to record; credential headers "
+        "(authorization, cookie, ...) never are")
+    capture_query: Flag = False
+    inline_limit_bytes: ByteCount = Field(
+        DEFAULT_INLINE_LIMIT_BYTES, description="Bodies up to this size stay in the record; "
+        "larger ones are stored as an object of their own")
+    max_body_bytes: ByteCount = Field(
+        DEFAULT_MAX_BODY_BYTES, description="Bytes beyond this are not recorded (truncated)")
+    exclude_paths: string_list("must be a list of paths starting with '/'",
+                               lambda p: p.startswith("/")) = Field(
+        default_factory=list, description="Paths never recorded; a trailing '*' matches a prefix")
+
+
+class DataCollector(ConfigModel):
+    """Azure ML's `data_collector:` block, plus per-collection sampling and payload options."""
+
+    collections: dict[Name, Collection | None] | None = Field(
+        None, description="Only the collections listed with enabled: true are collected; "
+        "without this block every collection is")
+    sampling_rate: Rate = 1.0
+    rolling_rate: RollingRate = DEFAULT_ROLLING_RATE
+    request_logging: RequestLogging | None = None
+
+
+NonEmptyNames = string_list("must be a list of non-empty strings")
+
+
+class RedactionRule(ConfigModel):
+    fields: NonEmptyNames = Field(default_factory=list,
+                                  description="Field paths in records, e.g. customer.email")
+    columns: NonEmptyNames = Field(default_factory=list, description="DataFrame column names")
+
+
+class Redaction(ConfigModel):
+    """Values masked or hashed in collect(), before anything is queued."""
+
+    mask: RedactionRule | None = None
+    hash: RedactionRule | None = None
+    mask_value: str = "***"
+    hash_key_env: non_empty_string("must name an environment variable") | None = Field(
+        None, description="Environment variable holding the HMAC key of hashed values")
+
+
+class Batch(ConfigModel):
+    """The in-process queue between collect() and the exporter."""
+
+    max_queue_size: int_range(1, 1_000_000) = DEFAULT_MAX_QUEUE_SIZE
+    max_queue_bytes: int_range(1024, 2**40) = DEFAULT_MAX_QUEUE_BYTES
+    max_export_batch_size: int_range(1, 100_000) = DEFAULT_MAX_EXPORT_BATCH_SIZE
+    schedule_delay_millis: int_range(1, 3_600_000) = DEFAULT_SCHEDULE_DELAY_MILLIS
+
+
+def _exporter(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a mapping, not {type(value).__name__}")
+    kind = value.get("type", "avro")
+    if not isinstance(kind, str) or not kind:
+        raise ValueError("type must be a name such as avro, otlp or console")
+    return value
+
+
+ExporterBlock = Annotated[dict[str, Any], BeforeValidator(_exporter)]
+
+
+class ScoringConfigFile(ConfigModel):
+    """The scoring process's configuration (OTEL_COLLECTOR_EXT_CONFIG or configure())."""
+
+    datastores: dict[non_empty_string("names must be non-empty strings"), DestinationText] \
+        | None = Field(None, description="Azure ML datastore name: the folder or Blob URL its "
+                       "azureml:// paths map to")
+    endpoint: Name = "default"
+    deployment: Name = "default"
+    instance_id: Name | None = Field(None, description="Default: {host}-{pid}")
+    model_version: Annotated[str, BeforeValidator(_model_version)] | None = None
+    data_collector: DataCollector | None = None
+    exporter: ExporterBlock | None = Field(
+        None, description="{type: avro | otlp | console, ...options}; default: "
+        "$OTEL_LOGS_EXPORTER, else avro to $OTEL_COLLECTOR_EXT_DESTINATION or ./collected")
+    batch: Batch | None = None
+    redaction: Redaction | None = None
