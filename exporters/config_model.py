@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -78,10 +78,14 @@ def key_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def error_message(error: ValidationError, *, root: str = "configuration") -> str:
-    """One message for the first error: the key path, then what is wrong or allowed."""
+def error_message(error: ValidationError, *, prefix: str = "",
+                  root: str = "configuration") -> str:
+    """One message for the first error: the key path (under `prefix`), then what is wrong
+    or allowed; `root` names the whole block when the error is about it."""
     first = error.errors(include_url=False)[0]
     path = key_path(tuple(p for p in first["loc"] if not _is_tag(p)))
+    if prefix:
+        path = f"{prefix}.{path}" if path else prefix
     kind, ctx = first["type"], first.get("ctx") or {}
     if kind == _UNKNOWN_KEY:
         full = f"{path}.{ctx['key']}" if path else ctx["key"]
@@ -89,7 +93,7 @@ def error_message(error: ValidationError, *, root: str = "configuration") -> str
     message = str(ctx["error"]) if kind == "value_error" else _plain(first["msg"], ctx, kind)
     if not path:
         path = root
-    return f"{path} {message}" if message.startswith("must ") else f"{path}: {message}"
+    return f"{path} {message}" if message.startswith(("must ", "is ")) else f"{path}: {message}"
 
 
 def _is_tag(part: int | str) -> bool:
@@ -115,12 +119,12 @@ def _plain(message: str, ctx: Mapping[str, Any], kind: str) -> str:
     return _PLAIN.get(kind, message)
 
 
-def validate(model: type[M], data: Any, *, root: str = "configuration") -> M:
-    """`model` from `data`; ValueError with `error_message` otherwise."""
+def validate(model: type[M], data: Any, *, prefix: str = "") -> M:
+    """`model` from `data` (the block at key `prefix`); ValueError with `error_message`."""
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise ValueError(error_message(e, root=root)) from None
+        raise ValueError(error_message(e, prefix=prefix)) from None
 
 
 # ---------------------------------------------------------------------------
@@ -179,6 +183,17 @@ def number_range(low: float, high: float, what: str = "a number") -> Any:
         return float(value)
 
     return Annotated[float, Field(gt=low, le=high), _checked(check)]
+
+
+def choice(values: tuple[str, ...]) -> Any:
+    """One of `values`, as an annotated Literal whose error lists them."""
+
+    def check(value: Any) -> Any:
+        if value not in values:
+            raise ValueError(f"must be one of {', '.join(values)}, not {value!r}")
+        return value
+
+    return Annotated[Literal[values], _checked(check)]  # type: ignore[valid-type]
 
 
 def _name(value: Any) -> str:
