@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import yaml
 
+from exporters.avro.declared_schema import DeclaredSchema, parse_declared
 from exporters.config_model import validate
 from exporters.contract import check_name
 from exporters.settings import (
@@ -62,6 +63,8 @@ class CollectionConfig:
     # Where this collection's files go instead of the exporter's destination: data.path,
     # an azureml:// path mapped through `datastores` (see destination_of_data_path).
     destination: str | None = None
+    # Declared columns and types (`schema:`): files are written with exactly this schema.
+    schema: DeclaredSchema | None = None
 
 
 @dataclass(frozen=True)
@@ -302,11 +305,18 @@ def _collection(spec: Collection | None, key: str,
     destination = None
     if data is not None and data.path is not None:
         destination = destination_of_data_path(data.path, key + ".data.path", datastores)
+    schema = None
+    if spec.declared_schema is not None:
+        try:
+            schema = parse_declared(spec.declared_schema, key + ".schema")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     return CollectionConfig(
         enabled=spec.enabled,
         sampling_rate=spec.sampling_rate,
         data=data.model_dump(exclude_unset=True) if data is not None else None,
         destination=destination,
+        schema=schema,
     )
 
 

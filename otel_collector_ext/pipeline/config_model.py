@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from exporters.config_model import (
     ConfigModel,
@@ -67,6 +67,14 @@ class DataAsset(ConfigModel):
     version: str | int | float | None = None
 
 
+#: {column: type name or {type: ..., ...}}, or that mapping as JSON text; checked by
+#: `exporters.avro.declared_schema.parse_declared`, which names the column at fault.
+DeclaredColumns = Annotated[Any, WithJsonSchema({"anyOf": [
+    {"type": "object", "additionalProperties": {"type": ["string", "object"]}},
+    {"type": "string"},
+]})]
+
+
 class Collection(ConfigModel):
     """One collection (model_inputs, model_outputs, request, response or custom)."""
 
@@ -74,6 +82,10 @@ class Collection(ConfigModel):
     sampling_rate: Rate | None = Field(
         None, description="Share of correlation ids kept; default: data_collector.sampling_rate")
     data: DataAsset | None = None
+    # `schema` would shadow a BaseModel attribute: the field has another name.
+    declared_schema: DeclaredColumns | None = Field(
+        None, alias="schema", description="Declared columns and types (docs: Declared "
+        "schemas): files are written with exactly this schema")
 
 
 class RequestLogging(ConfigModel):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from exporters import contract as A
+from exporters.avro.declared_schema import DeclaredSchema, parse_declared
 from exporters.contract import check_name
 
 from ..pipeline.wiring import (
@@ -40,15 +41,25 @@ def _raise(error: Exception) -> None:
 
 
 class Collector:
-    """Collects the payloads of one collection (e.g. model_inputs, model_outputs)."""
+    """Collects the payloads of one collection (e.g. model_inputs, model_outputs).
 
-    def __init__(self, *, name: str, on_error: Callable[[Exception], Any] | None = None) -> None:
+    `schema` declares the collection's columns and types (``{"age": "int", "income":
+    "double"}``; type names in `exporters.avro.declared_schema`); it takes precedence over
+    ``data_collector.collections.<name>.schema`` in the configuration. Tabular payloads
+    of a declared collection are stored with exactly that schema, values cast to it.
+    """
+
+    def __init__(self, *, name: str, on_error: Callable[[Exception], Any] | None = None,
+                 schema: Mapping[str, Any] | None = None) -> None:
         self.on_error = on_error or _raise
         self.name = name
         self._event_name = ""
         self._config_error_reported = False
+        self._schema: DeclaredSchema | None = None
         try:
             check_name(name, "collection name")
+            if schema is not None:
+                self._schema = parse_declared(schema, "schema")
         except (TypeError, ValueError) as e:
             self._valid = False
             self.on_error(e)
@@ -116,7 +127,8 @@ class Collector:
             self._config_error(e)
             return context
         tally = pipeline.tally
-        if pipeline.config.collection(self.name) is None:
+        settings = pipeline.config.collection(self.name)
+        if settings is None:
             tally.add("records.dropped", reason="disabled", collection=self.name)
             return context
         if not pipeline.sampler.should_sample(self.name, correlation_id):
@@ -137,6 +149,9 @@ class Collector:
         attrs[A.COLLECTION] = self.name
         attrs[A.CORRELATION_ID] = correlation_id
         attrs[A.PAYLOAD_KIND] = kind
+        declared = self._schema or settings.schema
+        if declared is not None and kind in A.TABULAR_KINDS:
+            attrs[A.SCHEMA] = declared.text
         if pipeline.config.redaction is not None:
             # Redaction (otel_collector_ext.pipeline.redaction) works on the private snapshot.
             try:
