@@ -127,6 +127,23 @@ def validate(model: type[M], data: Any, *, prefix: str = "") -> M:
         raise ValueError(error_message(e, prefix=prefix)) from None
 
 
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def json_schema(model: type[BaseModel], *, title: str,
+                parts: Mapping[str, type[BaseModel]] = {}) -> tuple[dict[str, Any], dict[str, str]]:
+    """The JSON Schema of `model` (validation side) with the definitions of `parts` beside
+    its own; returns the schema and, per name in `parts`, the reference to its definition."""
+    from pydantic.json_schema import models_json_schema
+
+    named = [(model, "validation"), *((m, "validation") for m in parts.values())]
+    refs, top = models_json_schema(named, ref_template="#/$defs/{model}")
+    defs = top.get("$defs", {})
+    root = dict(defs.pop(model.__name__))
+    schema = {"$schema": JSON_SCHEMA_DIALECT, **root, "title": title, "$defs": defs}
+    return schema, {name: refs[(m, "validation")]["$ref"] for name, m in parts.items()}
+
+
 # ---------------------------------------------------------------------------
 # Value types with their message and their schema
 # ---------------------------------------------------------------------------

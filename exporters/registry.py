@@ -13,11 +13,18 @@ from typing import Any
 
 from opentelemetry.sdk._logs.export import LogRecordExporter
 
+from .config_model import ConfigModel
+
 EXPORTERS: dict[str, str] = {
     "avro": "exporters.avro.exporter:AvroLogExporter",
     "console": "exporters.console:ConsoleLogExporter",
     "otlp": "exporters.otlp.exporter:OtlpLogExporter",
 }
+
+
+def exporter_options() -> dict[str, type[ConfigModel] | None]:
+    """Each exporter type's options model (None: it declares none)."""
+    return {kind: getattr(exporter_class(kind), "Options", None) for kind in EXPORTERS}
 
 
 def exporter_class(kind: str) -> type[LogRecordExporter]:

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "read": "print or write (CSV, JSON Lines, Parquet) a slice of a collection",
     "stats": "rows per hour per collection; null rates and distributions per column",
     "report": "write a self-contained HTML report with plots of what was collected",
+    "schema": "print or write the JSON Schemas of the scoring and service configurations",
 }
 
 

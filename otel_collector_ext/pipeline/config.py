@@ -38,6 +38,7 @@ from exporters.settings import (
 )
 
 from .config_model import (
+    AZURE_DEPLOYMENT_KEYS,
     Collection,
     DataCollector,
     Redaction,
@@ -161,17 +162,6 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | None = None
         raise ConfigError(f"{path}: {e}") from None
 
 
-# The other keys of an Azure ML online deployment YAML (managed and Kubernetes): a whole
-# deployment file is accepted as the configuration, and these are Azure's business.
-_AZURE_DEPLOYMENT_KEYS = {
-    "$schema", "name", "endpoint_name", "description", "tags", "properties", "model",
-    "model_mount_path", "code_configuration", "environment", "environment_variables",
-    "instance_type", "instance_count", "app_insights_enabled", "scale_settings",
-    "request_settings", "liveness_probe", "readiness_probe", "egress_public_network_access",
-    "type", "resources", "private_network_connection", "code_path", "scoring_script",
-}
-
-
 def parse_config(data: Mapping[str, Any], *, origin: str = "dict") -> Config:
     """Validate a configuration mapping; ConfigError names the first bad key.
 
@@ -206,7 +196,7 @@ def parse_config(data: Mapping[str, Any], *, origin: str = "dict") -> Config:
 
 def _from_azure_deployment(deployment: Mapping[str, Any]) -> dict[str, Any]:
     """This project's configuration from an Azure ML deployment YAML."""
-    out = {k: v for k, v in deployment.items() if k not in _AZURE_DEPLOYMENT_KEYS}
+    out = {k: v for k, v in deployment.items() if k not in AZURE_DEPLOYMENT_KEYS}
     for ours, azure in (("endpoint", "endpoint_name"), ("deployment", "name")):
         if deployment.get(azure) is not None:
             if ours in out:

@@ -17,6 +17,7 @@ from exporters.config_model import (
     Name,
     Rate,
     int_range,
+    json_schema,
     non_empty_string,
     string_list,
 )
@@ -31,6 +32,15 @@ from exporters.settings import (
 )
 
 ROLLING_RATES = ("minute", "hour", "day")
+# The other keys of an Azure ML online deployment YAML (managed and Kubernetes): a whole
+# deployment file is accepted as the configuration, and these are Azure's business.
+AZURE_DEPLOYMENT_KEYS = frozenset({
+    "$schema", "name", "endpoint_name", "description", "tags", "properties", "model",
+    "model_mount_path", "code_configuration", "environment", "environment_variables",
+    "instance_type", "instance_count", "app_insights_enabled", "scale_settings",
+    "request_settings", "liveness_probe", "readiness_probe", "egress_public_network_access",
+    "type", "resources", "private_network_connection", "code_path", "scoring_script",
+})
 MAX_BYTES_SETTING = 1024**3
 
 ByteCount = int_range(0, MAX_BYTES_SETTING, "a number of bytes")
@@ -165,10 +175,21 @@ class ScoringConfigFile(ConfigModel):
     endpoint: Name = "default"
     deployment: Name = "default"
     instance_id: Name | None = Field(None, description="Default: {host}-{pid}")
-    model_version: Annotated[str, BeforeValidator(_model_version)] | None = None
+    model_version: Annotated[str, BeforeValidator(_model_version), WithJsonSchema(
+        {"type": ["string", "number"], "maxLength": 256})] | None = None
     data_collector: DataCollector | None = None
     exporter: ExporterBlock | None = Field(
         None, description="{type: avro | otlp | console, ...options}; default: "
         "$OTEL_LOGS_EXPORTER, else avro to $OTEL_COLLECTOR_EXT_DESTINATION or ./collected")
     batch: Batch | None = None
     redaction: Redaction | None = None
+
+
+def scoring_json_schema() -> dict[str, Any]:
+    """The published JSON Schema of the scoring configuration (schemas/)."""
+    schema, _ = json_schema(ScoringConfigFile, title="otel-collector-ext scoring configuration")
+    azure = {"description": "Azure ML deployment key: a whole deployment file is accepted; "
+                            "endpoint_name is the endpoint, name the deployment"}
+    for key in sorted(AZURE_DEPLOYMENT_KEYS):
+        schema["properties"].setdefault(key, azure)
+    return schema

@@ -9,15 +9,24 @@ The JSON Schema in ``schemas/service-config.schema.json`` is generated from thes
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from exporters.config_model import (
     ConfigModel,
     Rate,
     choice,
     int_range,
+    json_schema,
     non_empty_string,
 )
 
@@ -316,3 +325,26 @@ class ServiceConfigFile(ConfigModel):
     exporters: dict[str, Any] | None = None
     extensions: dict[str, Any] | None = None
     service: ServiceSection
+
+
+def service_json_schema(exporters: Mapping[str, type[BaseModel] | None]) -> dict[str, Any]:
+    """The published JSON Schema of the service configuration (schemas/): each section's
+    components by the type in their name (`exporters` gives each exporter type's model)."""
+    sections = {"receivers": RECEIVERS, "processors": PROCESSORS, "extensions": EXTENSIONS,
+                "exporters": exporters}
+    parts = {f"{section}/{kind}": model for section, models in sections.items()
+             for kind, model in models.items() if model is not None}
+    schema, refs = json_schema(ServiceConfigFile, title="otel-collector-ext service "
+                               "configuration (serve --config)", parts=parts)
+    for section, models in sections.items():
+        patterns = {}
+        for kind in models:
+            ref = refs.get(f"{section}/{kind}")
+            body = {"anyOf": [{"$ref": ref}, {"type": "null"}]} if ref else {
+                "type": ["object", "null"]}
+            patterns[f"^{kind}(/[A-Za-z0-9_.\\-]+)?$"] = body
+        schema["properties"][section] = {
+            "type": ["object", "null"], "patternProperties": patterns,
+            "additionalProperties": False,
+            "description": f"{section} by name: type or type/name"}
+    return schema
