@@ -6,13 +6,14 @@ model built on `ConfigModel`. Validation then gives one error message that names
 key path (``data_collector.collections.a.enabled``) and what is allowed, and the same
 models generate the JSON Schemas published in ``schemas/``.
 
-The value types below (`Rate`, `Flag`, `int_range`, …) carry their own message, so the
+The value types below (`Rate`, `Flag`, `between`, …) carry their own message, so the
 message a user reads and the schema an editor uses come from one definition.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -21,11 +22,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     ValidationError,
     WithJsonSchema,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
 
 from .contract import MAX_NAME_LENGTH, check_name
 
@@ -61,6 +64,60 @@ class ConfigModel(BaseModel):
     def keys(cls) -> list[str]:
         """The keys this block accepts, as written in a file."""
         return [f.alias or name for name, f in cls.model_fields.items()]
+
+    @classmethod
+    def resolve(cls: type[M], given: Mapping[str, Any], *, prefix: str = "",
+                environ: Mapping[str, str] | None = None) -> M:
+        """Each option from `given` (an argument or a file's key), else from its environment
+        variables (`env_field`), else its default; ValueError names the key or variable."""
+        environ = os.environ if environ is None else environ
+        values = {k: v for k, v in given.items() if v is not None}
+        sources: dict[str, str] = {}
+        for name, info in cls.model_fields.items():
+            key = info.alias or name
+            if key in values:
+                continue
+            for variable in env_names(info):
+                text = environ.get(variable, "").strip()
+                if text:
+                    values[key], sources[key] = _from_text(text, info.default), variable
+                    break
+        try:
+            return cls.model_validate(values)
+        except ValidationError as e:
+            first = e.errors(include_url=False)[0]["loc"]
+            source: str | None = sources.get(str(first[0])) if first else None
+            if source is not None:
+                raise ValueError(f"{source}={environ[source].strip()!r}: "
+                                 f"{error_message(e)}") from None
+            raise ValueError(error_message(e, prefix=prefix)) from None
+
+
+def env_field(default: Any, *variables: str, description: str = "") -> Any:
+    """A field read from the first set one of `variables` when not given (see `resolve`)."""
+    said = f" Default from ${' or $'.join(variables)}." if variables else ""
+    return Field(default, description=(description + said).strip(),
+                 json_schema_extra={"env": list(variables)})
+
+
+def env_names(info: Any) -> list[str]:
+    """The environment variables of a field (`env_field`), first wins."""
+    extra = info.json_schema_extra
+    return list(extra.get("env", ())) if isinstance(extra, dict) else []
+
+
+def _from_text(text: str, default: Any) -> Any:
+    # An environment variable is text: read it as the default's type, when it parses.
+    try:
+        if isinstance(default, bool):
+            return _flag(text)
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+    except ValueError:
+        pass
+    return text
 
 
 def key_path(loc: tuple[int | str, ...]) -> str:
@@ -136,7 +193,8 @@ def json_schema(model: type[BaseModel], *, title: str,
     its own; returns the schema and, per name in `parts`, the reference to its definition."""
     from pydantic.json_schema import models_json_schema
 
-    named = [(model, "validation"), *((m, "validation") for m in parts.values())]
+    named: list[tuple[type[BaseModel], Literal["validation"]]] = [
+        (model, "validation"), *((m, "validation") for m in parts.values())]
     refs, top = models_json_schema(named, ref_template="#/$defs/{model}")
     defs = top.get("$defs", {})
     root = dict(defs.pop(model.__name__))
@@ -149,8 +207,33 @@ def json_schema(model: type[BaseModel], *, title: str,
 # ---------------------------------------------------------------------------
 
 
-def _checked(check: Callable[[Any], Any]) -> BeforeValidator:
-    return BeforeValidator(check)
+class Checked:
+    """Annotation metadata: `check` runs before pydantic's own validation (its ValueError is
+    the message), and `schema` is added to the field's JSON Schema. Used as
+    ``Annotated[int, between(1, 10)]``, so type checkers see a plain type."""
+
+    def __init__(self, check: Callable[[Any], Any], schema: Mapping[str, Any] | None = None) -> None:
+        self.check = check
+        self.schema = dict(schema or {})
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return core_schema.no_info_before_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: GetJsonSchemaHandler) -> Any:
+        out = handler(schema)
+        out.update(self.schema)
+        return out
+
+
+class SchemaOf:
+    """Annotation metadata: the field's JSON Schema is `build()`, made only when a schema
+    is generated (so importing a model costs nothing for it)."""
+
+    def __init__(self, build: Callable[[], Mapping[str, Any]]) -> None:
+        self.build = build
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: GetJsonSchemaHandler) -> Any:
+        return dict(self.build())
 
 
 def _rate(value: Any) -> float:
@@ -160,7 +243,7 @@ def _rate(value: Any) -> float:
 
 
 #: A share from 0 to 1.
-Rate = Annotated[float, Field(ge=0, le=1), _checked(_rate)]
+Rate = Annotated[float, Checked(_rate, {"minimum": 0, "maximum": 1})]
 
 
 def _flag(value: Any) -> bool:
@@ -173,44 +256,47 @@ def _flag(value: Any) -> bool:
 
 
 #: true/false, or Azure ML's 'True'/'False' strings.
-Flag = Annotated[bool, _checked(_flag), WithJsonSchema({"anyOf": [
+Flag = Annotated[bool, BeforeValidator(_flag), WithJsonSchema({"anyOf": [
     {"type": "boolean"},
     {"type": "string", "pattern": r"^\s*([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])\s*$"},
 ]})]
 
 
-def int_range(low: int, high: int, what: str = "an integer") -> Any:
-    """An int from `low` to `high` (never a bool), as an annotated type."""
+def between(low: int, high: int, what: str = "an integer") -> Checked:
+    """An int from `low` to `high`, never a bool: ``Annotated[int, between(1, 10)]``."""
 
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ValueError(f"must be {what} from {low} to {high}, not {value!r}")
         return value
 
-    return Annotated[int, Field(ge=low, le=high), _checked(check)]
+    return Checked(check, {"minimum": low, "maximum": high})
 
 
-def number_range(low: float, high: float, what: str = "a number") -> Any:
-    """A positive int or float from `low` (exclusive) to `high`, as an annotated type."""
+def above(low: float, high: float, what: str = "a number", *, or_equal: bool = False) -> Checked:
+    """A number above `low` (or equal, with `or_equal`) and at most `high`:
+    ``Annotated[float, above(0, 60)]``."""
+    lowest = f"from {low}" if or_equal else f"above {low}"
 
     def check(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not low < value <= high:
-            raise ValueError(f"must be {what} above {low} and at most {high}, not {value!r}")
+                or not (low <= value if or_equal else low < value) or not value <= high:
+            raise ValueError(f"must be {what} {lowest} to {high}, not {value!r}")
         return float(value)
 
-    return Annotated[float, Field(gt=low, le=high), _checked(check)]
+    return Checked(check, {"minimum" if or_equal else "exclusiveMinimum": low, "maximum": high})
 
 
-def choice(values: tuple[str, ...]) -> Any:
-    """One of `values`, as an annotated Literal whose error lists them."""
+def one_of(values: tuple[str, ...], *, fold_case: bool = False) -> Checked:
+    """One of `values` (compared lower-cased with `fold_case`): ``Annotated[str, one_of(...)]``."""
 
     def check(value: Any) -> Any:
-        if value not in values:
+        chosen = value.strip().lower() if fold_case and isinstance(value, str) else value
+        if chosen not in values:
             raise ValueError(f"must be one of {', '.join(values)}, not {value!r}")
-        return value
+        return chosen
 
-    return Annotated[Literal[values], _checked(check)]  # type: ignore[valid-type]
+    return Checked(check, {"enum": list(values)})
 
 
 def _name(value: Any) -> str:
@@ -221,13 +307,13 @@ def _name(value: Any) -> str:
 
 
 #: A safe name (endpoint, deployment, collection, instance): see `contract.check_name`.
-Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH,
-                            pattern=r"^[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_\-])?$"),
-                 _checked(_name)]
+Name = Annotated[str, Checked(_name, {
+    "minLength": 1, "maxLength": MAX_NAME_LENGTH,
+    "pattern": r"^[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_\-])?$"})]
 
 
-def string_list(message: str, accept: Callable[[str], bool] = bool) -> Any:
-    """A list of strings each passing `accept`; `message` says what is expected."""
+def strings(message: str, accept: Callable[[str], bool] = bool) -> Checked:
+    """A list of strings each passing `accept` (null: empty): ``Annotated[list[str], ...]``."""
 
     def check(value: Any) -> list[str]:
         if value is None:
@@ -236,15 +322,15 @@ def string_list(message: str, accept: Callable[[str], bool] = bool) -> Any:
             raise ValueError(message)
         return value
 
-    return Annotated[list[str], _checked(check)]
+    return Checked(check)
 
 
-def non_empty_string(message: str) -> Any:
-    """A non-blank string; `message` says what it names."""
+def nonblank(message: str) -> Checked:
+    """A non-blank string; `message` says what it names: ``Annotated[str, nonblank(...)]``."""
 
     def check(value: Any) -> str:
         if not isinstance(value, str) or not value.strip():
             raise ValueError(message)
         return value
 
-    return Annotated[str, Field(min_length=1), _checked(check)]
+    return Checked(check, {"minLength": 1})

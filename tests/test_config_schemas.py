@@ -67,3 +67,21 @@ def test_the_schemas_refuse_what_the_models_refuse(name: str, document: dict) ->
     schema = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(document, schema, cls=jsonschema.Draft202012Validator)
+
+
+@pytest.mark.parametrize(("name", "document"), [
+    ("scoring-config.schema.json", {"exporter": {"type": "avro", "codec": "lz4"}}),
+    ("scoring-config.schema.json", {"exporter": {"type": "otlp", "protocol": "udp"}}),
+    ("scoring-config.schema.json", {"exporter": {"type": "console", "destination": "/x"}}),
+    ("scoring-config.schema.json", {"exporter": {"storage_options": {"spool_max_byte": 1}}}),
+    ("service-config.schema.json", {"service": {"pipelines": {}},
+                                    "exporters": {"avro/blob": {"codex": "deflate"}}}),
+])
+def test_the_schemas_know_each_exporters_options(name: str, document: dict) -> None:
+    schema = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, schema, cls=jsonschema.Draft202012Validator)
+    fine = {"exporter": {"type": "avro", "destination": "az://c/p", "codec": "null",
+                         "storage_options": {"mode": "roll", "spool_max_bytes": 1 << 20}}}
+    jsonschema.validate(fine, json.loads((SCHEMAS / "scoring-config.schema.json").read_text()),
+                        cls=jsonschema.Draft202012Validator)

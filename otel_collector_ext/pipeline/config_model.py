@@ -7,19 +7,20 @@ The JSON Schema in ``schemas/scoring-config.schema.json`` is generated from it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 
 from exporters.config_model import (
     ConfigModel,
     Flag,
     Name,
     Rate,
-    int_range,
+    between,
     json_schema,
-    non_empty_string,
-    string_list,
+    nonblank,
+    strings,
 )
 from exporters.settings import (
     DEFAULT_INLINE_LIMIT_BYTES,
@@ -43,9 +44,9 @@ AZURE_DEPLOYMENT_KEYS = frozenset({
 })
 MAX_BYTES_SETTING = 1024**3
 
-ByteCount = int_range(0, MAX_BYTES_SETTING, "a number of bytes")
+ByteCount = Annotated[int, between(0, MAX_BYTES_SETTING, "a number of bytes")]
 #: A folder, file:// URL, az:// or http(s):// URL; checked further when the config is built.
-DestinationText = non_empty_string("must be a folder, az:// or https:// URL")
+DestinationText = Annotated[str, nonblank("must be a folder, az:// or https:// URL")]
 
 
 def _rolling_rate(value: Any) -> str:
@@ -55,10 +56,8 @@ def _rolling_rate(value: Any) -> str:
     return rate
 
 
-RollingRate = Annotated[
-    Literal["minute", "hour", "day", "Minute", "Hour", "Day"],
-    BeforeValidator(_rolling_rate),
-]
+RollingRate = Annotated[str, BeforeValidator(_rolling_rate), WithJsonSchema(
+    {"enum": ["minute", "hour", "day", "Minute", "Hour", "Day"]})]
 
 
 def _model_version(value: Any) -> str:
@@ -72,7 +71,7 @@ class DataAsset(ConfigModel):
 
     name: str | None = None
     path: DestinationText | None = Field(
-        None, description="Where this collection's files go: a folder, az:// or https:// URL, "
+        default=None, description="Where this collection's files go: a folder, az:// or https:// URL, "
         "or azureml://datastores/<name>/paths/<path> (mapped through `datastores`)")
     version: str | int | float | None = None
 
@@ -90,28 +89,28 @@ class Collection(ConfigModel):
 
     enabled: Flag = True
     sampling_rate: Rate | None = Field(
-        None, description="Share of correlation ids kept; default: data_collector.sampling_rate")
+        default=None, description="Share of correlation ids kept; default: data_collector.sampling_rate")
     data: DataAsset | None = None
     # `schema` would shadow a BaseModel attribute: the field has another name.
     declared_schema: DeclaredColumns | None = Field(
-        None, alias="schema", description="Declared columns and types (docs: Declared "
+        default=None, alias="schema", description="Declared columns and types (docs: Declared "
         "schemas): files are written with exactly this schema")
 
 
 class RequestLogging(ConfigModel):
     """Payload logging: which headers, query strings and how much of each body."""
 
-    capture_headers: string_list("must be a list of header names") = Field(
+    capture_headers: Annotated[list[str], strings("must be a list of header names")] = Field(
         default_factory=list, description="Header names to record; credential headers "
         "(authorization, cookie, ...) never are")
     capture_query: Flag = False
     inline_limit_bytes: ByteCount = Field(
-        DEFAULT_INLINE_LIMIT_BYTES, description="Bodies up to this size stay in the record; "
+        default=DEFAULT_INLINE_LIMIT_BYTES, description="Bodies up to this size stay in the record; "
         "larger ones are stored as an object of their own")
     max_body_bytes: ByteCount = Field(
-        DEFAULT_MAX_BODY_BYTES, description="Bytes beyond this are not recorded (truncated)")
-    exclude_paths: string_list("must be a list of paths starting with '/'",
-                               lambda p: p.startswith("/")) = Field(
+        default=DEFAULT_MAX_BODY_BYTES, description="Bytes beyond this are not recorded (truncated)")
+    exclude_paths: Annotated[list[str], strings("must be a list of paths starting with '/'",
+                               lambda p: p.startswith("/"))] = Field(
         default_factory=list, description="Paths never recorded; a trailing '*' matches a prefix")
 
 
@@ -119,14 +118,14 @@ class DataCollector(ConfigModel):
     """Azure ML's `data_collector:` block, plus per-collection sampling and payload options."""
 
     collections: dict[Name, Collection | None] | None = Field(
-        None, description="Only the collections listed with enabled: true are collected; "
+        default=None, description="Only the collections listed with enabled: true are collected; "
         "without this block every collection is")
     sampling_rate: Rate = 1.0
     rolling_rate: RollingRate = DEFAULT_ROLLING_RATE
     request_logging: RequestLogging | None = None
 
 
-NonEmptyNames = string_list("must be a list of non-empty strings")
+NonEmptyNames = Annotated[list[str], strings("must be a list of non-empty strings")]
 
 
 class RedactionRule(ConfigModel):
@@ -141,17 +140,17 @@ class Redaction(ConfigModel):
     mask: RedactionRule | None = None
     hash: RedactionRule | None = None
     mask_value: str = "***"
-    hash_key_env: non_empty_string("must name an environment variable") | None = Field(
-        None, description="Environment variable holding the HMAC key of hashed values")
+    hash_key_env: Annotated[str, nonblank("must name an environment variable")] | None = Field(
+        default=None, description="Environment variable holding the HMAC key of hashed values")
 
 
 class Batch(ConfigModel):
     """The in-process queue between collect() and the exporter."""
 
-    max_queue_size: int_range(1, 1_000_000) = DEFAULT_MAX_QUEUE_SIZE
-    max_queue_bytes: int_range(1024, 2**40) = DEFAULT_MAX_QUEUE_BYTES
-    max_export_batch_size: int_range(1, 100_000) = DEFAULT_MAX_EXPORT_BATCH_SIZE
-    schedule_delay_millis: int_range(1, 3_600_000) = DEFAULT_SCHEDULE_DELAY_MILLIS
+    max_queue_size: Annotated[int, between(1, 1_000_000)] = DEFAULT_MAX_QUEUE_SIZE
+    max_queue_bytes: Annotated[int, between(1024, 2**40)] = DEFAULT_MAX_QUEUE_BYTES
+    max_export_batch_size: Annotated[int, between(1, 100_000)] = DEFAULT_MAX_EXPORT_BATCH_SIZE
+    schedule_delay_millis: Annotated[int, between(1, 3_600_000)] = DEFAULT_SCHEDULE_DELAY_MILLIS
 
 
 def _exporter(value: Any) -> dict[str, Any]:
@@ -169,27 +168,41 @@ ExporterBlock = Annotated[dict[str, Any], BeforeValidator(_exporter)]
 class ScoringConfigFile(ConfigModel):
     """The scoring process's configuration (OTEL_COLLECTOR_EXT_CONFIG or configure())."""
 
-    datastores: dict[non_empty_string("names must be non-empty strings"), DestinationText] \
-        | None = Field(None, description="Azure ML datastore name: the folder or Blob URL its "
+    datastores: dict[Annotated[str, nonblank("names must be non-empty strings")], DestinationText] \
+        | None = Field(default=None, description="Azure ML datastore name: the folder or Blob URL its "
                        "azureml:// paths map to")
     endpoint: Name = "default"
     deployment: Name = "default"
-    instance_id: Name | None = Field(None, description="Default: {host}-{pid}")
+    instance_id: Name | None = Field(default=None, description="Default: {host}-{pid}")
     model_version: Annotated[str, BeforeValidator(_model_version), WithJsonSchema(
         {"type": ["string", "number"], "maxLength": 256})] | None = None
     data_collector: DataCollector | None = None
     exporter: ExporterBlock | None = Field(
-        None, description="{type: avro | otlp | console, ...options}; default: "
+        default=None, description="{type: avro | otlp | console, ...options}; default: "
         "$OTEL_LOGS_EXPORTER, else avro to $OTEL_COLLECTOR_EXT_DESTINATION or ./collected")
     batch: Batch | None = None
     redaction: Redaction | None = None
 
 
-def scoring_json_schema() -> dict[str, Any]:
-    """The published JSON Schema of the scoring configuration (schemas/)."""
-    schema, _ = json_schema(ScoringConfigFile, title="otel-collector-ext scoring configuration")
+def scoring_json_schema(exporters: Mapping[str, type[BaseModel] | None]) -> dict[str, Any]:
+    """The published JSON Schema of the scoring configuration (schemas/); `exporters` gives
+    each exporter type's options model, for the `exporter:` block."""
+    parts = {kind: model for kind, model in exporters.items() if model is not None}
+    schema, _ = json_schema(ScoringConfigFile, title="otel-collector-ext scoring configuration",
+                            parts=parts)
     azure = {"description": "Azure ML deployment key: a whole deployment file is accepted; "
                             "endpoint_name is the endpoint, name the deployment"}
     for key in sorted(AZURE_DEPLOYMENT_KEYS):
         schema["properties"].setdefault(key, azure)
+    choices: list[dict[str, Any]] = []
+    for kind, model in parts.items():
+        options = schema["$defs"].pop(model.__name__)
+        choices.append({
+            "type": "object", "title": f"{kind} exporter", "additionalProperties": False,
+            "properties": {"type": {"const": kind}, **options["properties"]},
+            # An exporter block without a type is an avro one.
+            "required": [] if kind == "avro" else ["type"]})
+    schema["properties"]["exporter"] = {
+        "anyOf": [*choices, {"type": "null"}],
+        "description": schema["properties"]["exporter"].get("description", "")}
     return schema

@@ -24,10 +24,10 @@ from pydantic import (
 from exporters.config_model import (
     ConfigModel,
     Rate,
-    choice,
-    int_range,
+    between,
     json_schema,
-    non_empty_string,
+    nonblank,
+    one_of,
 )
 
 from .receiver.admission import DEFAULT_MAX_REQUESTS
@@ -108,17 +108,17 @@ class Tls(ConfigModel):
 class GrpcProtocol(ConfigModel):
     endpoint: EndpointText = DEFAULT_GRPC
     tls: Tls | None = None
-    max_recv_msg_size_mib: int_range(1, 1024) | None = Field(
-        None, description="Request size limit in MiB (default 16), compressed and decompressed")
-    max_workers: int_range(1, 1024) = 32
+    max_recv_msg_size_mib: Annotated[int, between(1, 1024)] | None = Field(
+        default=None, description="Request size limit in MiB (default 16), compressed and decompressed")
+    max_workers: Annotated[int, between(1, 1024)] = 32
 
 
 class HttpProtocol(ConfigModel):
     endpoint: EndpointText = DEFAULT_HTTP
     tls: Tls | None = None
-    max_request_body_size: int_range(1024, 1024 * MiB) | None = Field(
-        None, description="Request size limit in bytes; must equal grpc's when both are given")
-    max_connections: int_range(1, 100_000) = 1024
+    max_request_body_size: Annotated[int, between(1024, 1024 * MiB)] | None = Field(
+        default=None, description="Request size limit in bytes; must equal grpc's when both are given")
+    max_connections: Annotated[int, between(1, 100_000)] = 1024
     idle_timeout: Duration = 30.0
 
 
@@ -138,7 +138,7 @@ class Protocols(ConfigModel):
 class BearerAuth(ConfigModel):
     """Where the bearer token clients must send is read from (exactly one of the two)."""
 
-    bearer_token_env: non_empty_string("must name an environment variable") | None = None
+    bearer_token_env: Annotated[str, nonblank("must name an environment variable")] | None = None
     bearer_token_file: str | None = None
 
     @model_validator(mode="after")
@@ -153,13 +153,13 @@ class OtlpReceiver(ConfigModel):
 
     protocols: Protocols
     auth: BearerAuth | None = None
-    max_records_per_request: int_range(1, 1_000_000) = Limits.max_records
-    max_nesting_depth: int_range(1, 64) = Limits.max_depth
-    max_rows_per_record: int_range(1, 100_000_000) = Limits.max_rows_per_record
-    max_cells_per_request: int_range(1, 1_000_000_000) = Limits.max_cells
-    max_decoded_bytes_per_request: int_range(MiB, 64 * 1024 * MiB) = Limits.max_decoded_bytes
-    max_concurrent_requests: int_range(1, 1024) = Field(
-        DEFAULT_MAX_REQUESTS, description="Requests read and decoded at once, both protocols")
+    max_records_per_request: Annotated[int, between(1, 1_000_000)] = Limits.max_records
+    max_nesting_depth: Annotated[int, between(1, 64)] = Limits.max_depth
+    max_rows_per_record: Annotated[int, between(1, 100_000_000)] = Limits.max_rows_per_record
+    max_cells_per_request: Annotated[int, between(1, 1_000_000_000)] = Limits.max_cells
+    max_decoded_bytes_per_request: Annotated[int, between(MiB, 64 * 1024 * MiB)] = Limits.max_decoded_bytes
+    max_concurrent_requests: Annotated[int, between(1, 1024)] = Field(
+        default=DEFAULT_MAX_REQUESTS, description="Requests read and decoded at once, both protocols")
 
 
 RECEIVERS: dict[str, type[ConfigModel]] = {"otlp": OtlpReceiver}
@@ -203,11 +203,11 @@ Scalar = Annotated[str | int | float | bool, BeforeValidator(_scalar)]
 
 
 class AttributeActionSpec(ConfigModel):
-    action: choice(ATTRIBUTE_ACTIONS)
+    action: Annotated[str, one_of(ATTRIBUTE_ACTIONS)]
     key: str | None = None
     pattern: Annotated[str, AfterValidator(_regex)] | None = Field(
-        None, description="delete / hash: every key matching this regex")
-    value: Scalar | None = Field(None, description="insert / update / upsert: the value set")
+        default=None, description="delete / hash: every key matching this regex")
+    value: Scalar | None = Field(default=None, description="insert / update / upsert: the value set")
 
     @model_validator(mode="after")
     def _consistent(self) -> AttributeActionSpec:
@@ -254,8 +254,8 @@ class FilterProcessor(ConfigModel):
 class BatchProcessor(ConfigModel):
     """The exporter's queue: its size, the batch size and how long a batch may wait."""
 
-    max_queue_size: int_range(1, 10_000_000) = 16384
-    send_batch_size: int_range(1, 1_000_000) = 1024
+    max_queue_size: Annotated[int, between(1, 10_000_000)] = 16384
+    send_batch_size: Annotated[int, between(1, 1_000_000)] = 1024
     timeout: Duration = 0.5
 
 
@@ -292,7 +292,7 @@ class PipelineSpec(ConfigModel):
 
 
 class LogsTelemetry(ConfigModel):
-    level: Annotated[choice(LOG_LEVELS), BeforeValidator(lambda v: str(v).lower())] = "info"
+    level: Annotated[str, one_of(LOG_LEVELS, fold_case=True)] = "info"
 
 
 class Telemetry(ConfigModel):
@@ -303,9 +303,9 @@ class Wal(ConfigModel):
     """The write-ahead log that makes acknowledgements durable."""
 
     enabled: bool = True
-    directory: non_empty_string("must be a folder path") | None = Field(
-        None, description="Default: $OTEL_COLLECTOR_EXT_WAL_DIR or ~/.local/state/...")
-    max_bytes: int_range(1024 * 1024, 1 << 40) = 512 * 1024 * 1024
+    directory: Annotated[str, nonblank("must be a folder path")] | None = Field(
+        default=None, description="Default: $OTEL_COLLECTOR_EXT_WAL_DIR or ~/.local/state/...")
+    max_bytes: Annotated[int, between(1024 * 1024, 1 << 40)] = 512 * 1024 * 1024
 
 
 class ServiceSection(ConfigModel):

@@ -23,8 +23,9 @@ def schemas() -> dict[str, dict[str, Any]]:
     from otel_collector_ext.pipeline.config_model import scoring_json_schema
     from otel_collector_ext.service.config_model import service_json_schema
 
-    return {SCORING_FILE: scoring_json_schema(), SERVICE_FILE: service_json_schema(
-        exporter_options())}
+    exporters = exporter_options()
+    return {SCORING_FILE: scoring_json_schema(exporters),
+            SERVICE_FILE: service_json_schema(exporters)}
 
 
 def schema_text(schema: dict[str, Any]) -> str:
