@@ -110,7 +110,7 @@ def _from_text(text: str, default: Any) -> Any:
     # An environment variable is text: read it as the default's type, when it parses.
     try:
         if isinstance(default, bool):
-            return _flag(text)
+            return as_flag(text)
         if isinstance(default, int):
             return int(text)
         if isinstance(default, float):
@@ -246,7 +246,7 @@ def _rate(value: Any) -> float:
 Rate = Annotated[float, Checked(_rate, {"minimum": 0, "maximum": 1})]
 
 
-def _flag(value: Any) -> bool:
+def as_flag(value: Any) -> bool:
     # Azure ML's YAML writes enabled: 'True' / 'False' as strings.
     if isinstance(value, bool):
         return value
@@ -256,7 +256,7 @@ def _flag(value: Any) -> bool:
 
 
 #: true/false, or Azure ML's 'True'/'False' strings.
-Flag = Annotated[bool, BeforeValidator(_flag), WithJsonSchema({"anyOf": [
+Flag = Annotated[bool, BeforeValidator(as_flag), WithJsonSchema({"anyOf": [
     {"type": "boolean"},
     {"type": "string", "pattern": r"^\s*([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])\s*$"},
 ]})]

@@ -24,6 +24,7 @@ __all__ = [
     "flush",
     "join_inputs_outputs",
     "load",
+    "monitor",
     "shutdown",
     "stats",
 ]
@@ -34,4 +35,8 @@ def __getattr__(name: str) -> Any:  # the readers are imported only when asked f
         from .reading import readback
 
         return getattr(readback, name)
+    if name == "monitor":  # needs scipy: the `monitor` extra
+        from .monitoring import monitor
+
+        return monitor
     raise AttributeError(name)

@@ -11,18 +11,19 @@ files and turns a validated model into the `Config` the pipeline uses.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import yaml
 
 from exporters.avro.declared_schema import DeclaredSchema, parse_declared
-from exporters.config_model import validate
+from exporters.config_model import as_flag, validate
 from exporters.contract import check_name
 from exporters.settings import (
     CONFIG_ENV,
@@ -45,6 +46,8 @@ from .config_model import (
     ScoringConfigFile,
 )
 from .redaction import Redactor
+
+T = TypeVar("T")
 
 # Header names that carry credentials: never captured, even when allow-listed.
 FORBIDDEN_HEADERS = frozenset(
@@ -148,16 +151,24 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | None = None
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"configuration must be a path or a mapping, not {type(source).__name__}")
     path = Path(source)
+    return parse_yaml_file(path, lambda data: parse_config(data or {}, origin=str(path)))
+
+
+def parse_yaml_file(path: Path, parse: Callable[[Any], T], what: str = "configuration file") -> T:
+    """`parse` of a YAML file's content; ConfigError (naming the file) if it cannot be read,
+    is not YAML, or `parse` raises ConfigError."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise ConfigError(f"cannot read configuration file {str(path)!r}: {e.strerror}") from None
+        raise ConfigError(f"cannot read {what} {str(path)!r}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {str(path)!r} is not UTF-8 text") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     try:
-        return parse_config(data or {}, origin=str(path))
+        return parse(data)
     except ConfigError as e:  # say which file: the key alone may not be enough to find it
         raise ConfigError(f"{path}: {e}") from None
 
@@ -323,3 +334,29 @@ def _name(value: Any, key: str) -> str:
         return check_name(value, key)
     except (TypeError, ValueError) as e:
         raise ConfigError(str(e)) from None
+
+
+# Hand-written checks still used by the monitor configuration (monitoring/config.py),
+# which has no model of its own yet; the scoring configuration uses `config_model`.
+
+
+def _mapping(value: Any, key: str) -> None:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key} must be a mapping, not {type(value).__name__}")
+
+
+def _known(value: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
+    for key in value:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ConfigError(
+                f"unknown key {prefix}{key} ({hint}allowed: {', '.join(sorted(allowed))})"
+            )
+
+
+def _bool(value: Any, key: str) -> bool:
+    try:
+        return as_flag(value)
+    except ValueError as e:
+        raise ConfigError(f"{key} {e}") from None
