@@ -142,10 +142,10 @@ def default_exporter() -> dict[str, Any]:
 def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | None = None) -> Config:
     """Build a Config from a YAML path, a dict, or (None) `$OTEL_COLLECTOR_EXT_CONFIG`/defaults."""
     if source is None:
-        path = os.environ.get(CONFIG_ENV)
-        if not path:
+        from_environment = os.environ.get(CONFIG_ENV)
+        if not from_environment:
             return Config()
-        source = path
+        source = from_environment
     if isinstance(source, Mapping):
         return parse_config(source, origin="dict")
     if not isinstance(source, (str, os.PathLike)):

@@ -443,12 +443,12 @@ def _check_capacity(config: ServiceConfig) -> None:
                     f"request size limit of receiver {name} "
                     f"({receiver.limits.max_request_bytes}); such requests would never fit")
     for pipeline in config.pipelines.values():
-        for receiver in pipeline.receivers:
-            limit = config.receivers[receiver].limits.max_records
+        for receiver_name in pipeline.receivers:
+            limit = config.receivers[receiver_name].limits.max_records
             for exporter in pipeline.exporters:
                 if limit > settings[exporter].max_queue_size:
                     raise ServiceConfigError(
-                        f"receivers.{receiver}.max_records_per_request: {limit} is larger than "
+                        f"receivers.{receiver_name}.max_records_per_request: {limit} is larger than "
                         f"the queue of exporter {exporter} ({settings[exporter].max_queue_size}); "
                         "such a request could never be accepted")
 
