@@ -106,11 +106,15 @@ def env_names(info: Any) -> list[str]:
     return list(extra.get("env", ())) if isinstance(extra, dict) else []
 
 
+_ON, _OFF = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
 def _from_text(text: str, default: Any) -> Any:
     # An environment variable is text: read it as the default's type, when it parses.
     try:
         if isinstance(default, bool):
-            return as_flag(text)
+            word = text.lower()
+            return word not in _OFF if word in _OFF | _ON else as_flag(text)
         if isinstance(default, int):
             return int(text)
         if isinstance(default, float):

@@ -100,7 +100,8 @@ class AvroLogExporter(LogRecordExporter):
 
     With no arguments (auto-instrumentation), options come from the environment:
     OTEL_COLLECTOR_EXT_DESTINATION, and OTEL_COLLECTOR_EXT_AVRO_CODEC,
-    _ROLLING_RATE, _MAX_FILE_BYTES, _INSTANCE_ID, _INLINE_LIMIT, _OTHER_LOGS_COLLECTION.
+    _ROLLING_RATE, _MAX_FILE_BYTES, _INSTANCE_ID, _INLINE_LIMIT, _OTHER_LOGS_COLLECTION,
+    _PROFILES (``false`` writes no column profiles beside the files).
 
     Records without the `ml.inference.collection` attribute (ordinary application
     logs) are skipped, counted and logged, unless `other_logs_collection` names a
@@ -131,12 +132,14 @@ class AvroLogExporter(LogRecordExporter):
         storage_options: Mapping[str, Any] | None = None,
         other_logs_collection: str | None = None,
         schemas: Mapping[str, Any] | None = None,
+        profiles: bool | None = None,
     ) -> None:
         # Each option: the argument, else its environment variable, else its default.
         options = AvroExporterOptions.resolve({
             "destination": destination, "codec": codec, "rolling_rate": rolling_rate,
             "max_file_bytes": max_file_bytes, "instance_id": instance_id,
-            "inline_limit": inline_limit, "other_logs_collection": other_logs_collection})
+            "inline_limit": inline_limit, "other_logs_collection": other_logs_collection,
+            "profiles": profiles})
         # Built with no arguments: auto-instrumentation, where a silent exporter misleads most.
         self._from_environment = destination is None and storage is None
         self.destination = options.destination
@@ -149,9 +152,10 @@ class AvroLogExporter(LogRecordExporter):
         self.schemas = _declared_schemas(schemas)
         self._seen = False
         self.storage = storage or open_storage(self.destination, **dict(storage_options or {}))
-        self.writer = AvroFileWriter(self.storage, codec=options.codec,
-                                     max_file_bytes=options.max_file_bytes)
         self.tally = Tally("otel_collector_ext.exporters.avro", "otel_collector_ext.avro")
+        self.writer = AvroFileWriter(self.storage, codec=options.codec,
+                                     max_file_bytes=options.max_file_bytes,
+                                     profiles=options.profiles, tally=self.tally)
         # Per collection folder: the schema last written (typing state) and the
         # fingerprint last published. A collection's schema only widens.
         self._schemas: dict[str, dict[str, Any] | None] = {}

@@ -63,6 +63,9 @@ class AvroExporterOptions(ConfigModel):
     other_logs_collection: Annotated[str, AfterValidator(_collection_name)] | None = env_field(
         None, ENV_PREFIX + "OTHER_LOGS_COLLECTION",
         description="Keep log records that are not inference data in this collection.")
+    profiles: bool = env_field(
+        True, ENV_PREFIX + "PROFILES",
+        description="Write a column profile beside each Avro file (for monitoring).")
     storage_options: Annotated[dict[str, Any], SchemaOf(storage_options_schema)] | None = Field(
         default=None, description="Options of the storage backend the destination chooses "
         "(exporters.storage.options: local, Blob and its spool).")
