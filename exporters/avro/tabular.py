@@ -525,11 +525,10 @@ def _convert_declared(
     values: list[list[Any]] = []
     cast_failed: dict[str, int] = {}
     for name, type_name in declared.columns:
-        column = found.get(name)
-        if column is None:
+        if name not in found:
             values.append([None] * total)
             continue
-        cast, failed = _cast_column(column[0], type_name)
+        cast, failed = _cast_column(found[name][0], type_name)
         values.append(cast)
         if failed:
             cast_failed[name] = failed
