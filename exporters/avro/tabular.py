@@ -442,10 +442,8 @@ def convert_frames(
     records instead of ``object`` (for dict rows: the dtype of the values without
     their nulls, which is what a row without a null would record). `same_columns`: the
     caller vouches that every frame has the first one's column names (the exporter
-    grouped them by `column_key`), so they are not compared again.
-
-    With a `declared` schema, the schema is the declaration's alone (`declared_schema`),
-    whatever the data and `known`: values are cast to it (see `_convert_declared`).
+    grouped them by `column_key`), so they are not compared again. With `declared`, the
+    schema is the declaration's alone, values cast to it (`_convert_declared`).
     """
     _check_frames(frames, envelopes)
     lengths = [len(f) for f in frames]
