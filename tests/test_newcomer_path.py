@@ -69,6 +69,31 @@ def test_demo_starts_fresh_and_its_next_steps_work_as_printed(tmp_path: Path) ->
     assert "insufficient data" in (tmp_path / "monitor.html").read_text()
 
 
+_DEMO_AT = """
+import sys, time
+from unittest import mock
+from otel_collector_ext.cli.main import main
+real, at = time.time, float(sys.argv[1])
+start = real()
+with mock.patch("time.time", lambda: at + (real() - start)):
+    sys.exit(main(["demo", "--requests", "40"]))
+"""
+
+
+def test_demo_monitor_hint_works_when_the_window_crosses_an_hour(tmp_path: Path) -> None:
+    """The demo run at 13:00:30 UTC: the current window's last hourly series window
+    (13:00:00 to 13:00:31) holds no rows; `monitor` once failed there with int('')."""
+    at = "1796130030"  # 2026-12-01T13:00:30Z
+    done = subprocess.run([sys.executable, "-c", _DEMO_AT, at], cwd=tmp_path,
+                          env=python_env(), capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    line = next(line.strip() for line in done.stdout.splitlines() if " monitor -d " in line)
+    assert "--end 2026-12-01T13:00:3" in line
+    ran = new_shell(line, tmp_path, activated=True)
+    assert ran.returncode in (0, 1), ran.stderr
+    assert "invalid literal" not in ran.stderr
+
+
 def test_demo_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
     mine = tmp_path / "mine"
     mine.mkdir()

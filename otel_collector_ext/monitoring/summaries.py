@@ -213,7 +213,10 @@ def summarize_column(
         return _numeric_summary(values, nulls, mismatches, like, bins, keep_values)
     if like is not None and like.extra.get("families"):
         families = like.extra["families"]
-        fits = values.map(lambda v: _family(v) in families)
+        # Built as bool: `values.map` keeps an empty column's dtype (str under pandas 3),
+        # and `~` then `.sum()` on an empty str Series gives '' rather than 0.
+        fits = pd.Series([_family(v) in families for v in values], index=values.index,
+                         dtype=bool)
         not_fitting = int((~fits).sum())
         values = values[fits]
     else:

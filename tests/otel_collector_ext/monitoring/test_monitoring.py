@@ -259,3 +259,17 @@ def test_malformed_reference_files_are_clear_errors(site, tmp_path, name, conten
     path.write_bytes(content)
     with pytest.raises(ReferenceFileError, match=match):
         run(site, reference=path)
+
+
+def test_an_empty_current_window_of_a_string_column_summarises_to_zero_type_errors() -> None:
+    """A series window with no rows (the demo's last hour, when its window crosses an hour
+    boundary) gives an empty str-dtype column under pandas 3; `~` and `.sum()` on that gave
+    '' and `int('')` failed the whole monitor run."""
+    from otel_collector_ext.monitoring.summaries import summarize_column
+
+    ref = summarize_column(pd.Series(["a", "b", "a"], dtype="str"))
+    assert ref.extra["families"]
+    empty = summarize_column(pd.Series([], dtype="str"), like=ref)
+    assert (empty.count, empty.type_errors, empty.nulls) == (0, 0, 0)
+    mixed = summarize_column(pd.Series(["a", 3, None], dtype=object), like=ref)
+    assert (mixed.count, mixed.type_errors, mixed.nulls) == (1, 1, 1)
