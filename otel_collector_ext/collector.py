@@ -15,6 +15,7 @@ from typing import Any
 
 from . import attributes as A
 from .context import BasicCorrelationContext, CorrelationContext, current_context, event_time_ns
+from .genai.record import SOURCE_COLLECT, gen_ai_row, messages_as_json
 from .names import check_name
 from .pipeline import (
     PipelineStopped,
@@ -122,7 +123,13 @@ class Collector:
             tally.add("records.sampled_out", collection=self.name)
             return context
         try:
-            kind, body = snapshot(data)
+            if self.name == A.GEN_AI_COLLECTION:  # typed the same way whoever collects
+                settings = pipeline.config.collection(self.name)
+                kind, body = A.KIND_ROW, gen_ai_row(
+                    data, source=SOURCE_COLLECT,
+                    capture_content=settings is not None and settings.capture_content)
+            else:
+                kind, body = snapshot(data)
         except EmptyPayload:
             tally.add("records.dropped", reason="empty", collection=self.name)
             return context
@@ -145,6 +152,8 @@ class Collector:
                 _log.warning("otel_collector_ext: dropped a %s record: redaction failed: %s",
                              self.name, e)
                 return context
+        if kind == A.KIND_ROW and self.name == A.GEN_AI_COLLECTION:
+            body = messages_as_json(body)  # stored as JSON text, after redaction saw lists
         try:
             pipeline.logger.emit(
                 timestamp=time_ns, body=body, attributes=attrs, event_name=self._event_name

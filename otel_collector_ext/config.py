@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import yaml
 
+from .attributes import GEN_AI_COLLECTION
 from .names import check_name
 from .redaction import Redactor
 
@@ -50,6 +51,11 @@ class CollectionConfig:
     # Where this collection's files go instead of the exporter's destination: data.path,
     # an azureml:// path mapped through `datastores` (see destination_of_data_path).
     destination: str | None = None
+    # The gen_ai collection only (docs/genai.md): message text is stored only when
+    # capture_content is on, cut at max_content_bytes per message column.
+    capture_content: bool = False
+    max_content_bytes: int = 1024 * 1024
+    provider_name: str = "openai"
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,7 @@ _TOP_KEYS = {"endpoint", "deployment", "model_version", "instance_id", "data_col
              "exporter", "batch", "redaction", "datastores"}
 _DC_KEYS = {"collections", "sampling_rate", "rolling_rate", "request_logging"}
 _COLLECTION_KEYS = {"enabled", "sampling_rate", "data"}
+GEN_AI_KEYS = {"capture_content", "max_content_bytes", "provider_name"}
 _DATA_KEYS = {"name", "path", "version"}
 # The other keys of an Azure ML online deployment YAML (managed and Kubernetes): a whole
 # deployment file is accepted as the configuration, and these are Azure's business.
@@ -377,8 +384,19 @@ def _collection(spec: Any, key: str, datastores: Mapping[str, str]) -> Collectio
     if spec is None:
         return CollectionConfig()
     _mapping(spec, key)
-    _known(spec, _COLLECTION_KEYS, key + ".")
+    gen_ai = key == f"data_collector.collections.{GEN_AI_COLLECTION}"
+    _known(spec, _COLLECTION_KEYS | GEN_AI_KEYS if gen_ai else _COLLECTION_KEYS, key + ".")
     enabled = _bool(spec.get("enabled", True), key + ".enabled")
+    extra: dict[str, Any] = {}
+    if "capture_content" in spec:
+        extra["capture_content"] = _bool(spec["capture_content"], key + ".capture_content")
+    if "max_content_bytes" in spec:
+        extra["max_content_bytes"] = _size(spec["max_content_bytes"], key + ".max_content_bytes")
+    if "provider_name" in spec:
+        provider = spec["provider_name"]
+        if not isinstance(provider, str) or not provider or len(provider) > 128:
+            raise ConfigError(f"{key}.provider_name must be a name such as openai or vllm")
+        extra["provider_name"] = provider
     rate = spec.get("sampling_rate")
     data = spec.get("data")
     destination = None
@@ -392,6 +410,7 @@ def _collection(spec: Any, key: str, datastores: Mapping[str, str]) -> Collectio
         sampling_rate=None if rate is None else _rate(rate, key + ".sampling_rate"),
         data=dict(data) if data else None,
         destination=destination,
+        **extra,
     )
 
 
