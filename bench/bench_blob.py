@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from exporters.storage import LocalStorage, Storage  # noqa: E402
 from exporters.storage.blob import BlobStorage  # noqa: E402
 from exporters.storage.spool import SpooledStorage  # noqa: E402
-from tests.azurite import Azurite  # noqa: E402
+from tests.support.azurite import Azurite  # noqa: E402
 
 
 def storage_run(storage: Storage, appends: int, chunk: bytes, files: int) -> tuple[float, list[float]]:

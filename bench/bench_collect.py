@@ -72,8 +72,8 @@ with tempfile.TemporaryDirectory() as d:
 
 RAW = FRAME_CODE + """
 import json, sys, tempfile, time, fastavro
-from exporters.avro_schema import Envelope
-from exporters.tabular import convert_frames
+from exporters.avro.schema import Envelope
+from exporters.avro.tabular import convert_frames
 n, rows = int(sys.argv[1]), int(sys.argv[2])
 frames = make_frames(n, rows)
 user_rows = [r for f in frames for r in f.to_dict("records")]

@@ -194,7 +194,7 @@ def _generate(port: int, seconds: float, max_requests: int, concurrency: int) ->
 
 
 def count_records(destination: Path, mode: str) -> dict[str, int]:
-    from otel_collector_ext.readback import load
+    from otel_collector_ext.reading.readback import load
 
     counts = {}
     for collection in COLLECTIONS:

@@ -47,13 +47,13 @@ from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs  #
 from opentelemetry.sdk._logs import ReadableLogRecord  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
 
-from exporters.otlp import encode_records  # noqa: E402
-from exporters.otlp_body import encode_body  # noqa: E402
-from otel_collector_ext import attributes as A  # noqa: E402
-from otel_collector_ext.receiver.decode import decode_request, parse_protobuf  # noqa: E402
+from exporters import contract as A  # noqa: E402
+from exporters.otlp.codec import encode_body  # noqa: E402
+from exporters.otlp.exporter import encode_records  # noqa: E402
+from otel_collector_ext.service.receiver.decode import decode_request, parse_protobuf  # noqa: E402
 from tests.conftest import python_env  # noqa: E402
-from tests.helpers_otlp import EXPORT_METHOD  # noqa: E402
-from tests.service_process import ServeProcess  # noqa: E402
+from tests.support.helpers_otlp import EXPORT_METHOD  # noqa: E402
+from tests.support.service_process import ServeProcess  # noqa: E402
 
 FRAME_CODE = """
 import numpy as np, pandas as pd

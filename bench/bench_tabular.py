@@ -1,4 +1,4 @@
-"""Time exporters.tabular.convert_frames against df.to_dict("records").
+"""Time exporters.avro.tabular.convert_frames against df.to_dict("records").
 
 Run: python bench/bench_tabular.py  (prints µs per one-row frame and rows/s for 100-row frames)
 """
@@ -15,8 +15,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exporters.avro_schema import Envelope  # noqa: E402
-from exporters.tabular import convert_frames, to_frame  # noqa: E402
+from exporters.avro.schema import Envelope  # noqa: E402
+from exporters.avro.tabular import convert_frames, to_frame  # noqa: E402
 
 
 def make_frame(i: int, rows: int) -> pd.DataFrame:

@@ -21,7 +21,7 @@ import numpy as np
 
 import otel_collector_ext as oce
 from otel_collector_ext import Collector
-from otel_collector_ext.commands.demo import score, synthetic_features
+from otel_collector_ext.cli.commands.demo import score, synthetic_features
 
 
 def main() -> int:

@@ -14,9 +14,9 @@ from typing import Any
 from opentelemetry.sdk._logs.export import LogRecordExporter
 
 EXPORTERS: dict[str, str] = {
-    "avro": "exporters.avro_exporter:AvroLogExporter",
+    "avro": "exporters.avro.exporter:AvroLogExporter",
     "console": "exporters.console:ConsoleLogExporter",
-    "otlp": "exporters.otlp:OtlpLogExporter",
+    "otlp": "exporters.otlp.exporter:OtlpLogExporter",
 }
 
 

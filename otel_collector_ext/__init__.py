@@ -8,10 +8,10 @@
 
 from typing import Any
 
-from .collector import Collector
-from .config import Config, ConfigError
-from .context import BasicCorrelationContext, CorrelationContext, correlation_scope
-from .pipeline import configure, flush, shutdown, stats
+from .pipeline.config import Config, ConfigError
+from .pipeline.wiring import configure, flush, shutdown, stats
+from .scoring.collector import Collector
+from .scoring.context import BasicCorrelationContext, CorrelationContext, correlation_scope
 
 __all__ = [
     "BasicCorrelationContext",
@@ -31,7 +31,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:  # the readers are imported only when asked for
     if name in ("load", "join_inputs_outputs"):
-        from . import readback
+        from .reading import readback
 
         return getattr(readback, name)
     raise AttributeError(name)

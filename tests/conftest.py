@@ -36,7 +36,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def pipeline(data_dir: Path) -> Iterator[oce.pipeline.Pipeline]:
+def pipeline(data_dir: Path) -> Iterator[oce.pipeline.wiring.Pipeline]:
     """The process pipeline configured for `data_dir`; shut down after the test."""
     yield oce.configure(local_config(data_dir))
     oce.shutdown()
@@ -55,9 +55,9 @@ def _no_leftover_pipeline() -> Iterator[None]:
     """Each test starts as a fresh process would: no pipeline, no counts, not shut down."""
     yield
     oce.shutdown()
-    oce.pipeline._stopped = False
-    oce.pipeline._start_failure = None
-    oce.pipeline._retired.clear()
+    oce.pipeline.wiring._stopped = False
+    oce.pipeline.wiring._start_failure = None
+    oce.pipeline.wiring._retired.clear()
 
 
 def python_env(**extra: str) -> dict[str, str]:
@@ -83,7 +83,7 @@ def run_python(code: str, *, timeout: float = 120, **env: str) -> subprocess.Com
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Any]:
     """Starts `serve` processes storing under tmp_path/store (ready when returned); killed after."""
-    from .service_process import ServeProcess  # it imports this module
+    from tests.support.service_process import ServeProcess  # it imports this module
 
     started: list[ServeProcess] = []
 

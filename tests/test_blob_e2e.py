@@ -31,13 +31,13 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
 import otel_collector_ext as oce
+from exporters import contract as A
 from otel_collector_ext import BasicCorrelationContext, Collector
-from otel_collector_ext import attributes as A
 
 if TYPE_CHECKING:
-    from tests.azurite import Azurite
+    from tests.support.azurite import Azurite
 
-pytest_plugins = ["tests.azurite"]  # fixtures: azurite, azurite_factory, container_name, wait_for
+pytest_plugins = ["tests.support.azurite"]  # fixtures: azurite, azurite_factory, container_name, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 HOUR = 3600
@@ -314,7 +314,7 @@ def test_storage_failures_are_clear_and_scoring_keeps_running(
 
 def test_partition_values_that_are_unsafe_names_are_escaped_or_rejected(
         azurite: Azurite, container_name: str) -> None:
-    from exporters.avro_exporter import AvroLogExporter
+    from exporters.avro.exporter import AvroLogExporter
 
     exporter = AvroLogExporter(f"az://{container_name}/names", instance_id="n",
                                storage_options={"connection_string": azurite.connection_string,

@@ -12,12 +12,12 @@ import pytest
 
 import otel_collector_ext as oce
 from otel_collector_ext import BasicCorrelationContext, Collector
-from otel_collector_ext.config import ConfigError, load_config, parse_config
+from otel_collector_ext.pipeline.config import ConfigError, load_config, parse_config
 
 if TYPE_CHECKING:
-    from tests.azurite import Azurite
+    from tests.support.azurite import Azurite
 
-pytest_plugins = ["tests.azurite"]  # fixtures: azurite, container_name
+pytest_plugins = ["tests.support.azurite"]  # fixtures: azurite, container_name
 
 T0 = 1_795_000_000 - 1_795_000_000 % 3600
 
@@ -113,7 +113,7 @@ def test_collections_sharing_a_destination_share_one_writer(tmp_path: Path) -> N
         "model_inputs": {"data": {"path": str(shared)}},
         "model_outputs": {"data": {"path": f"file://{shared}"}},  # the same folder
     }))
-    pipeline = oce.pipeline._current
+    pipeline = oce.pipeline.wiring._current
     assert pipeline is not None
     assert len(pipeline.exporter.exporters) == 2  # the default one and one for `shared`
     collect_both(10)

@@ -9,9 +9,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import otel_collector_ext as oce
-from exporters.avro_exporter import AvroLogExporter
-
-from .conftest import ROOT, python_env
+from exporters.avro.exporter import AvroLogExporter
+from tests.conftest import ROOT, python_env
 
 SCRIPT = """
 from opentelemetry._logs import get_logger_provider

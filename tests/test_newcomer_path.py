@@ -17,10 +17,9 @@ import httpx
 import yaml
 
 import otel_collector_ext as oce
-
-from .conftest import ROOT, python_env
-from .helpers_otlp import free_port
-from .service_process import ServeProcess
+from tests.conftest import ROOT, python_env
+from tests.support.helpers_otlp import free_port
+from tests.support.service_process import ServeProcess
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -23,10 +23,9 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
 
 import otel_collector_ext as oce
-
-from .conftest import ROOT, python_env
-from .helpers_otlp import grpc_export, http_post, rows_request
-from .service_process import ServeProcess
+from tests.conftest import ROOT, python_env
+from tests.support.helpers_otlp import grpc_export, http_post, rows_request
+from tests.support.service_process import ServeProcess
 
 LINES = 30
 

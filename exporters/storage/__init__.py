@@ -8,13 +8,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from .base import AppendConflict, ObjectInfo, Storage, StorageError
+from ..settings import SPOOL_DIR_ENV
+from .base import AppendConflict, ObjectInfo, ObjectRejected, SpoolFull, Storage, StorageError
 from .local import LocalStorage
 
 __all__ = [
     "AppendConflict",
     "LocalStorage",
     "ObjectInfo",
+    "ObjectRejected",
+    "SpoolFull",
     "Storage",
     "StorageError",
     "claim_spool_dir",
@@ -22,7 +25,6 @@ __all__ = [
     "open_storage",
 ]
 
-SPOOL_DIR_ENV = "OTEL_COLLECTOR_EXT_SPOOL_DIR"
 _BLOB_OPTIONS = {
     "connection_string", "sas_token", "account_key", "credential", "managed_identity_client_id",
     "mode", "create_container", "connect_timeout", "read_timeout", "lookup_timeout", "retry",

@@ -33,6 +33,21 @@ class AppendConflict(StorageError):
         self.actual_size = actual
 
 
+class ObjectRejected(StorageError):
+    """A permanent failure that concerns one object (wrong type, too many blocks, too
+    large), not the storage: a spool drops the operation instead of retrying it forever."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=False)
+
+
+class SpoolFull(StorageError):
+    """The spool had no room: the operation was NOT accepted (and was counted as dropped)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=True)
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     path: str

@@ -50,7 +50,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobBlock, BlobServiceClient, BlobType, BlockState, ContentSettings
 
-from .base import AppendConflict, ObjectInfo, Storage, StorageError
+from .base import AppendConflict, ObjectInfo, ObjectRejected, Storage, StorageError
 from .paths import check_relative_path
 
 __all__ = ["BlobObjectError", "BlobStorage", "RetryPolicy", "check_blob_name", "parse_destination"]
@@ -77,14 +77,9 @@ _BLOB_SUFFIXES = (
 _OCTET = ContentSettings(content_type="application/octet-stream")
 
 
-class BlobObjectError(StorageError):
-    """A permanent failure that concerns one object (wrong blob type, block limit, too large),
-    not the account: a spool drops the operation instead of retrying it forever."""
-
-    object_level = True
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, transient=False)
+class BlobObjectError(ObjectRejected):
+    """A permanent failure that concerns one blob (wrong blob type, block limit, too large),
+    not the account."""
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .base import AppendConflict, ObjectInfo, Storage, StorageError
+from .base import AppendConflict, ObjectInfo, ObjectRejected, SpoolFull, Storage, StorageError
 from .paths import check_relative_path
 
 __all__ = ["FileOps", "SpoolFull", "SpooledStorage", "file_ops", "write_file_durably"]
@@ -78,13 +78,6 @@ _MAX_KNOWN_SIZES = 10_000
 _MAX_INDEX = 20_000  # object names remembered per slot for listings while storage is down
 _INDEX = "names.idx"
 _UNKNOWN = object()
-
-
-class SpoolFull(StorageError):
-    """The spool had no room: the operation was NOT accepted (and was counted as dropped)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, transient=True)
 
 
 class _Op:
@@ -959,10 +952,10 @@ class SpooledStorage(Storage):
         except ValueError as e:
             self._drop(group, "rejected", f"{first.path} rejected: {e}")
             return
+        except ObjectRejected as e:
+            self._drop(group, "rejected", str(e))
+            return
         except StorageError as e:
-            if getattr(e, "object_level", False):
-                self._drop(group, "rejected", str(e))
-                return
             with self._cond:
                 self._note_failure(str(e), transient=e.transient)
             return

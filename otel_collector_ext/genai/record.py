@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..attributes import GEN_AI_COLLECTION
+from exporters.contract import GEN_AI_COLLECTION
 
 __all__ = ["GEN_AI_COLLECTION", "GenAIRecordError", "gen_ai_row", "messages_as_json"]
 

@@ -19,8 +19,8 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ..context import correlation_scope
-from ..pipeline import check_configuration, flush
+from ..pipeline.wiring import check_configuration, flush
+from ..scoring.context import correlation_scope
 from .exchange import (
     FLAG_BODY_NOT_CAPTURED,
     REQUEST_ID_HEADER,

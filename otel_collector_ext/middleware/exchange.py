@@ -19,14 +19,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any
 
-from .. import attributes as A
-from ..collector import Collector
-from ..config import FORBIDDEN_HEADERS, Config
-from ..context import BasicCorrelationContext, new_correlation_id
+from exporters import contract as A
+
 from ..genai.capture import GenAICapture, GenAISettings
 from ..genai.openai_api import api_of_path
 from ..genai.record import SOURCE, SOURCE_MIDDLEWARE
-from ..pipeline import get_pipeline
+from ..pipeline.config import FORBIDDEN_HEADERS, Config
+from ..pipeline.wiring import get_pipeline
+from ..scoring.collector import Collector
+from ..scoring.context import BasicCorrelationContext, new_correlation_id
 
 _log = logging.getLogger("otel_collector_ext.middleware")
 

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
-from ..context import correlation_scope
-from ..pipeline import check_configuration
+from ..pipeline.wiring import check_configuration
+from ..scoring.context import correlation_scope
 from .exchange import (
     FLAG_CLIENT_DISCONNECT,
     REQUEST_ID_HEADER,

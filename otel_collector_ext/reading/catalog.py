@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from exporters.partitioning import collection_prefix, safe_segment
-from exporters.schema_store import SCHEMA_DIR
+from exporters.avro.partitioning import collection_prefix, safe_segment
+from exporters.avro.schema_store import SCHEMA_DIR
 from exporters.storage import ObjectInfo, Storage
 
 PARTITION_SPAN = {3: timedelta(days=1), 4: timedelta(hours=1), 5: timedelta(minutes=1)}

@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pandas as pd
 
-from exporters.avro_reading import (
+from exporters.avro.reading import (
     ForeignFileError,
     Header,
     frame_from_containers,
@@ -36,11 +36,11 @@ from exporters.avro_reading import (
     read_tolerant,
     reads_all,
 )
-from exporters.avro_schema import ENVELOPE_FIELDS
-from exporters.tabular import restore_frame, restore_frames
+from exporters.avro.schema import ENVELOPE_FIELDS
+from exporters.avro.tabular import restore_frame, restore_frames
 
-from ..readback import ReadWarning, in_range
 from .catalog import DataFile
+from .readback import ReadWarning, in_range
 
 HEADER_PROBE = 64 * 1024
 

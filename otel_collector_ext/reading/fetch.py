@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 
 from tqdm import tqdm
 
-from exporters.avro_reading import ForeignFileError
+from exporters.avro.reading import ForeignFileError
 from exporters.storage import Storage
 
 from .catalog import DataFile

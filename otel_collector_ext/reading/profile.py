@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from exporters.avro_schema import ENVELOPE_NAMES, MODEL_VERSION, TIME
+from exporters.avro.schema import ENVELOPE_NAMES, MODEL_VERSION, TIME
 
 #: Integer columns with at most this many distinct values are shown as bars, not bins.
 DISCRETE_LIMIT = 20

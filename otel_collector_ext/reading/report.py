@@ -16,7 +16,7 @@ from html import escape
 
 import pandas as pd
 
-from exporters.avro_schema import TIME
+from exporters.avro.schema import TIME
 
 from . import svg
 from .profile import Comparison, compare, profiled_columns, rows_per_hour

@@ -1,0 +1,358 @@
+"""Reading collected data back: `load` one collection, `join_inputs_outputs` for monitoring.
+
+Both read local folders and Azure Blob alike (the destination decides), list
+only the partitions that overlap [start, end), read files in parallel threads,
+and never fail on one bad file: a crashed writer's partial tail is skipped
+after every intact block is read, a file that is not ours is skipped, and each
+is reported as a `ReadWarning` naming the file.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal, overload
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd
+
+from exporters.avro.partitioning import collection_prefix
+from exporters.avro.reading import Container, frame_from_containers, read_tolerant
+from exporters.avro.schema import CORRELATION_ID, MODEL_VERSION, ROW, SPAN_ID, TIME, TRACE_ID
+from exporters.avro.schema_store import read_reader_schema
+from exporters.storage import Storage, open_storage
+
+from .catalog import list_collection
+from .fetch import fetch
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+
+__all__ = ["ReadWarning", "is_blob_destination", "join_inputs_outputs", "load", "open_reader",
+           "time_range"]
+
+TimeLike = datetime | pd.Timestamp | str | None
+
+#: How far outside [start, end) the other collections of a join are read, so a request
+#: whose output was stamped a little after its input still pairs up at the range's edges.
+JOIN_MARGIN = timedelta(minutes=10)
+INPUT_SUFFIX, OUTPUT_SUFFIX, TRUTH_SUFFIX = "_input", "_output", "_truth"
+MAX_WARNINGS = 20
+_WRITE_ONLY_OPTIONS = frozenset({
+    "spool", "spool_dir", "spool_max_bytes", "spool_max_ops", "spool_full_policy",
+    "spool_block_timeout", "spool_segment_bytes", "window_seconds", "window_bytes",
+    "upload_max_backoff", "close_timeout", "mode", "create_container", "fsync",
+})
+_ENVELOPE_VALUES = (TIME, MODEL_VERSION, TRACE_ID, SPAN_ID)
+_NULLABLE_INT = {"int8": "Int8", "int16": "Int16", "int32": "Int32", "uint8": "UInt8",
+                 "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64"}
+
+
+class ReadWarning(UserWarning):
+    """A file was skipped (not ours, unreadable) or read only in part (damaged blocks)."""
+
+
+def is_blob_destination(destination: str) -> bool:
+    """Whether `destination` names Azure Blob storage (``az://``, ``https://``, ``http://``)."""
+    return urlparse(destination).scheme.lower() in ("az", "https", "http")
+
+
+def open_reader(destination: str, storage_options: Mapping[str, Any] | None = None) -> Storage:
+    """A storage backend for reading, never a write spool. Options that only concern
+    writing are dropped, so the exporter's own storage options can be passed as they are."""
+    options = {k: v for k, v in (storage_options or {}).items() if k not in _WRITE_ONLY_OPTIONS}
+    if is_blob_destination(destination):
+        options["spool"] = False
+    return open_storage(destination, **options)
+
+
+@contextmanager
+def _storage(destination: str | Storage, options: Mapping[str, Any] | None) -> Iterator[Storage]:
+    if isinstance(destination, Storage):
+        yield destination  # the caller's: the caller closes it
+        return
+    storage = open_reader(destination, options)
+    try:
+        yield storage
+    finally:
+        storage.close()
+
+
+def _utc(value: TimeLike, what: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"invalid {what} time {value!r}: {e}") from None
+    if ts is pd.NaT:
+        raise ValueError(f"invalid {what} time {value!r}")
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.to_pydatetime()
+
+
+def time_range(start: TimeLike, end: TimeLike) -> tuple[datetime | None, datetime | None]:
+    """[start, end) as UTC datetimes (naive times are UTC); ValueError if invalid or empty."""
+    lo, hi = _utc(start, "start"), _utc(end, "end")
+    if lo is not None and hi is not None and lo >= hi:
+        raise ValueError(f"start {lo.isoformat()} is not before end {hi.isoformat()}")
+    return lo, hi
+
+
+def warn_problems(problems: Sequence[str]) -> None:
+    """Report skipped or partly read files as ReadWarnings (in the caller's thread); past
+    `MAX_WARNINGS`, one summary, so a container shared with other data stays readable."""
+    for problem in problems[:MAX_WARNINGS]:
+        warnings.warn(problem, ReadWarning, stacklevel=3)
+    if len(problems) > MAX_WARNINGS:
+        warnings.warn(f"... and {len(problems) - MAX_WARNINGS} more files skipped or partly read",
+                      ReadWarning, stacklevel=3)
+
+
+def in_range(
+    frame: pd.DataFrame, lo: datetime | None, hi: datetime | None, *, sort: bool = True
+) -> pd.DataFrame:
+    """Rows with event time in [lo, hi); with `sort`, ordered by event time (stable), index reset."""
+    if len(frame) and (lo is not None or hi is not None):
+        times = frame[TIME]
+        mask = pd.Series(True, index=frame.index)
+        if lo is not None:
+            mask &= times >= lo
+        if hi is not None:
+            mask &= times < hi
+        frame = frame[mask]
+    if not sort:
+        return frame
+    return frame.sort_values(TIME, kind="stable").reset_index(drop=True)
+
+
+def _decode(data: bytes) -> tuple[Container, list[str]]:
+    container = read_tolerant(data)
+    return container, container.problems
+
+
+def _check_names(**names: object) -> None:
+    """Names select folders: they must be non-empty strings (odd ones are escaped, never
+    followed outside the destination)."""
+    for what, value in names.items():
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"{what} must be a non-empty string, not {value!r}")
+
+
+@overload
+def load(
+    destination: str | Storage, *, endpoint: str, deployment: str, collection: str,
+    start: TimeLike = ..., end: TimeLike = ..., storage_options: Mapping[str, Any] | None = ...,
+    engine: Literal["pandas"] = ..., workers: int | None = ..., progress: bool = ...,
+    fetch_bodies: bool = ...,
+) -> pd.DataFrame: ...
+
+
+@overload
+def load(
+    destination: str | Storage, *, endpoint: str, deployment: str, collection: str,
+    start: TimeLike = ..., end: TimeLike = ..., storage_options: Mapping[str, Any] | None = ...,
+    engine: Literal["dask"], workers: int | None = ..., progress: bool = ...,
+    fetch_bodies: bool = ...,
+) -> dd.DataFrame: ...
+
+
+def load(
+    destination: str | Storage,
+    *,
+    endpoint: str,
+    deployment: str,
+    collection: str,
+    start: TimeLike = None,
+    end: TimeLike = None,
+    storage_options: Mapping[str, Any] | None = None,
+    engine: Literal["pandas", "dask"] = "pandas",
+    workers: int | None = None,
+    progress: bool = False,
+    fetch_bodies: bool = False,
+) -> pd.DataFrame | dd.DataFrame:
+    """Rows of one collection with original column names and dtypes, plus envelope columns.
+
+    `start` (inclusive) and `end` (exclusive) filter on the event time; naive
+    times are UTC. Only partitions that overlap the range are listed and read.
+    Rows come ordered by event time. Files are read with the collection's published
+    schema (``_schema/latest.avsc``), so columns have the collection's newest types;
+    files it does not describe (written before it existed) load into one frame by
+    the rules of `exporters.avro.tabular.restore_frames`. A collection
+    with no data gives an empty frame with the envelope columns.
+
+    `engine="dask"` returns a lazy Dask DataFrame over the same files (one
+    partition per storage partition), read through fsspec (adlfs for Blob), with
+    the same rows. `workers` threads read files (default 8); `progress` shows a
+    bar on stderr. `fetch_bodies` reads the payload bodies that were too large to
+    inline (stored beside the data, named by `body_ref`) into `body`.
+    """
+    if engine not in ("pandas", "dask"):
+        raise ValueError(f"engine must be 'pandas' or 'dask', not {engine!r}")
+    _check_names(endpoint=endpoint, deployment=deployment, collection=collection)
+    lo, hi = time_range(start, end)
+    with _storage(destination, storage_options) as storage:
+        listing = list_collection(storage, endpoint, deployment, collection, lo, hi)
+        warn_problems(listing.skipped)
+        reader_schema = read_reader_schema(
+            storage, collection_prefix(endpoint, deployment, collection))
+        if engine == "dask":
+            if isinstance(destination, Storage):
+                raise TypeError("engine='dask' needs the destination as a string (for fsspec)")
+            from .dask_engine import dask_frame
+
+            return dask_frame(destination, storage_options, listing.files, lo, hi, workers=workers,
+                              reader_schema=reader_schema)
+        fetched = fetch(storage, listing.files, _decode, workers=workers, progress=progress,
+                        description=collection)
+        frame = in_range(frame_from_containers((c for _, c in fetched.results), reader_schema),
+                         lo, hi)
+        if fetch_bodies:
+            frame = _with_bodies(storage, frame, workers)
+    warn_problems(fetched.problems)
+    return frame
+
+
+def _with_bodies(storage: Storage, frame: pd.DataFrame, workers: int | None) -> pd.DataFrame:
+    """`frame` with the bodies stored apart (``body_ref``) read into ``body``."""
+    if "body_ref" not in frame.columns or "body" not in frame.columns:
+        return frame
+    refs = frame["body_ref"].dropna().unique().tolist()
+    if not refs:
+        return frame
+    with ThreadPoolExecutor(max(1, min(workers or 8, len(refs)))) as pool:
+        bodies = dict(zip(refs, pool.map(storage.read, refs), strict=True))
+    frame = frame.copy()
+    stored = frame["body_ref"].notna()
+    frame.loc[stored, "body"] = frame.loc[stored, "body_ref"].map(bodies)
+    return frame
+
+
+def _payload_metadata(frame: pd.DataFrame, name: str, include_bodies: bool) -> pd.DataFrame:
+    """One row per correlation id (the earliest) with the payload fields prefixed by `name`."""
+    if frame.empty:
+        return pd.DataFrame({CORRELATION_ID: pd.Series([], dtype="str")})
+    first = frame.drop_duplicates(CORRELATION_ID, keep="first")
+    drop = [ROW, MODEL_VERSION, TRACE_ID, SPAN_ID] + ([] if include_bodies else ["body"])
+    first = first.drop(columns=[c for c in drop if c in first.columns])
+    return first.rename(columns={c: f"{name}_{str(c).lstrip('_')}" for c in first.columns
+                                 if c != CORRELATION_ID})
+
+
+def _coalesce_envelope(merged: pd.DataFrame) -> pd.DataFrame:
+    for name in _ENVELOPE_VALUES:
+        a, b = name + INPUT_SUFFIX, name + OUTPUT_SUFFIX
+        if a in merged.columns and b in merged.columns:
+            position = merged.columns.get_loc(a)
+            values = merged[a].combine_first(merged[b])
+            merged = merged.drop(columns=[a, b])
+            merged.insert(position, name, values)
+    return merged
+
+
+def _nullable_again(merged: pd.DataFrame, *sources: pd.DataFrame) -> pd.DataFrame:
+    """Integer and bool columns that an outer join turned into float/object become the
+    nullable Int64/boolean instead, so ids and counts stay exact."""
+    for source in sources:
+        for column in source.columns:
+            dtype = source[column].dtype
+            if (column in merged.columns and isinstance(dtype, np.dtype) and dtype.kind in "iub"
+                    and merged[column].dtype != dtype):
+                merged[column] = merged[column].astype(
+                    "boolean" if dtype.kind == "b" else _NULLABLE_INT.get(dtype.name, "Int64"))
+    return merged
+
+
+def _join_ground_truth(
+    joined: pd.DataFrame, truth: pd.DataFrame, key: str, on: str
+) -> pd.DataFrame:
+    if key not in truth.columns:
+        raise ValueError(f"ground truth has no column {key!r} (columns: {list(truth.columns)})")
+    if on not in joined.columns:
+        raise ValueError(f"the joined data has no column {on!r} to match ground truth on")
+    by_row = on == CORRELATION_ID and ROW in truth.columns
+    truth_keys = [key, ROW] if by_row else [key]
+    duplicated = truth.duplicated(truth_keys)
+    if duplicated.any():
+        raise ValueError(f"ground truth has {int(duplicated.sum())} duplicate key(s) on "
+                         f"{truth_keys}: give one label per key")
+    tmp = "__ground_truth_key__"
+    left = joined.assign(**{tmp: joined[on]})
+    right = truth.drop(columns=[key]).assign(**{tmp: truth[key]})
+    right = right.rename(columns={c: f"{c}{TRUTH_SUFFIX}" for c in right.columns
+                                  if c in joined.columns and c not in (tmp, ROW)})
+    if left[tmp].dtype != right[tmp].dtype:  # e.g. int ids on one side, text on the other
+        left[tmp], right[tmp] = left[tmp].astype("str"), right[tmp].astype("str")
+    merged = left.merge(right, on=[tmp, ROW] if by_row else [tmp], how="left")
+    return merged.drop(columns=[tmp])
+
+
+def join_inputs_outputs(
+    destination: str | Storage,
+    *,
+    endpoint: str,
+    deployment: str,
+    inputs: str = "model_inputs",
+    outputs: str = "model_outputs",
+    request: str | None = "request",
+    response: str | None = "response",
+    start: TimeLike = None,
+    end: TimeLike = None,
+    ground_truth: pd.DataFrame | None = None,
+    ground_truth_key: str = "correlation_id",
+    ground_truth_on: str = CORRELATION_ID,
+    how: Literal["outer", "inner", "left"] = "outer",
+    include_bodies: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """One row per scored row: inputs beside outputs, matched on (correlation id, row index).
+
+    * `how`: ``outer`` (default) keeps rows that have only inputs or only outputs,
+      so nothing collected is silently dropped; ``inner`` keeps matched pairs.
+    * Envelope columns (`_time`, `_model_version`, trace ids) come from the
+      inputs, else from the outputs; other columns present in both get the
+      suffixes ``_input`` / ``_output``.
+    * Request/response payload collections, when present, add their fields as
+      ``request_*`` / ``response_*`` columns (method, path, status, latency_ms,
+      headers, body_size, time, ...; bodies only with `include_bodies`).
+    * [start, end) applies to the inputs' event time (the outputs' for rows
+      without inputs); the other collections are read a little beyond it.
+    * `ground_truth` (labels known later), like SageMaker's inferenceId merge:
+      its `ground_truth_key` column is matched to `ground_truth_on` (the
+      correlation id, or any collected column such as a business id), also on
+      ``_row`` when matching correlation ids and the frame has ``_row``. Left
+      join: rows without a label yet get nulls; clashing names get ``_truth``.
+    """
+    lo, hi = time_range(start, end)
+    wide_lo = None if lo is None else lo - JOIN_MARGIN
+    wide_hi = None if hi is None else hi + JOIN_MARGIN
+    common = {"endpoint": endpoint, "deployment": deployment, "workers": workers,
+              "progress": progress}
+    with _storage(destination, storage_options) as storage:
+        frame_in = load(storage, collection=inputs, start=lo, end=hi, **common)
+        frame_out = load(storage, collection=outputs, start=wide_lo, end=wide_hi, **common)
+        payloads = [
+            _payload_metadata(load(storage, collection=name, start=wide_lo, end=wide_hi, **common),
+                              name, include_bodies)
+            for name in (request, response) if name
+        ]
+    if lo is not None or hi is not None:
+        # Outputs read beyond the range join their inputs; alone they must be in range.
+        keep = frame_out[CORRELATION_ID].isin(frame_in[CORRELATION_ID])
+        frame_out = frame_out[keep | frame_out.index.isin(in_range(frame_out, lo, hi, sort=False).index)]
+    merged = frame_in.merge(frame_out, on=[CORRELATION_ID, ROW], how=how,
+                            suffixes=(INPUT_SUFFIX, OUTPUT_SUFFIX))
+    merged = _nullable_again(_coalesce_envelope(merged), frame_in, frame_out)
+    for meta in payloads:
+        if len(meta.columns) > 1:
+            merged = merged.merge(meta, on=CORRELATION_ID, how="left")
+    if ground_truth is not None:
+        merged = _join_ground_truth(merged, ground_truth, ground_truth_key, ground_truth_on)
+    merged = in_range(merged, lo, hi)
+    return merged.sort_values([TIME, CORRELATION_ID, ROW], kind="stable").reset_index(drop=True)
