@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -31,6 +32,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from otel_collector_ext.middleware import ASGIMiddleware
 
 app = FastAPI(title="example OpenAI-compatible endpoint")
+# Seconds between streamed words, as a model takes its time per token (0 in bench/).
+TOKEN_DELAY = float(os.environ.get("EXAMPLE_TOKEN_DELAY", "0.05"))
 app.add_middleware(ASGIMiddleware)
 
 
@@ -95,7 +98,7 @@ async def chat(request: Request) -> Any:
     async def stream() -> AsyncIterator[bytes]:
         for event in chat_chunks(body, words(text)):
             yield event
-            await asyncio.sleep(0.05)  # a model takes its time per token
+            await asyncio.sleep(TOKEN_DELAY)
 
     return StreamingResponse(stream(), media_type="text/event-stream")
 

@@ -19,6 +19,9 @@ MODEL_VERSION = "ml.inference.model_version"
 CORRELATION_ID = "ml.inference.correlation_id"
 PAYLOAD_KIND = "ml.inference.payload_kind"
 CONTENT_TYPE = "ml.inference.content_type"
+# On tabular records of a collection with a declared schema: the declaration as JSON text
+# ({"column": "type", ...}), so that whichever exporter or `serve` stores them types them alike.
+SCHEMA = "ml.inference.schema"
 
 # Set by the HTTP payload middleware on `request` / `response` records.
 HTTP_METHOD = "http.request.method"

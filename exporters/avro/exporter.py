@@ -33,6 +33,7 @@ from ..settings import (
 )
 from ..storage import SpoolFull, Storage, StorageError, open_storage
 from ..telemetry import LimitedLog, Tally
+from .declared_schema import DeclaredSchema, parse_declared
 from .files import AvroFileWriter
 from .partitioning import ROLLING_DEPTH, ROLLING_SPAN_US, partition_dir, safe_segment
 from .payload_rows import body_bytes, log_record_document, payload_row, str_or_none
@@ -71,6 +72,26 @@ def _record_name(collection: str) -> str:
     return name if not name[:1].isdigit() else "_" + name
 
 
+# (partition folder, instance, collection, declared schema or None, columns of the group)
+_TabularKey = tuple[str, str, str, DeclaredSchema | None, tuple[Any, ...]]
+_MAX_COLUMN_LABELS = 256  # distinct column labels per counter: data decides undeclared names
+
+
+def _declared_schemas(schemas: Mapping[str, Any] | None) -> dict[str, DeclaredSchema]:
+    """Validated declarations by collection; ValueError names ``schemas.<collection>...``."""
+    if schemas is None:
+        return {}
+    if not isinstance(schemas, Mapping):
+        raise ValueError("schemas must map collection names to {column: type name} mappings")
+    out = {}
+    for collection, spec in schemas.items():
+        if not isinstance(collection, str) or safe_segment(collection) != collection:
+            raise ValueError(f"schemas: {collection!r} is not a collection name (letters, "
+                             "digits, '_' and '-')")
+        out[collection] = parse_declared(spec, f"schemas.{collection}")
+    return out
+
+
 def _collection_of(directory: str) -> str:
     """The collection folder (``endpoint/deployment/collection/``) of a partition folder."""
     return "/".join(directory.split("/")[:3]) + "/"
@@ -89,6 +110,11 @@ class AvroLogExporter(LogRecordExporter):
     Records without the `ml.inference.collection` attribute (ordinary application
     logs) are skipped, counted and logged, unless `other_logs_collection` names a
     collection to keep them in, as JSON payload records.
+
+    `schemas` declares collections' schemas (collection -> {column: type name}, see
+    `exporters.avro.declared_schema`); a record's own declaration (attribute
+    ``ml.inference.schema``, set by `Collector(..., schema=...)`) is used for collections
+    not declared here. A declared collection is written with its declaration's schema.
     """
 
     counts_own_drops = True
@@ -105,6 +131,7 @@ class AvroLogExporter(LogRecordExporter):
         storage: Storage | None = None,
         storage_options: Mapping[str, Any] | None = None,
         other_logs_collection: str | None = None,
+        schemas: Mapping[str, Any] | None = None,
     ) -> None:
         env = os.environ
         # Built with no arguments: auto-instrumentation, where a silent exporter misleads most.
@@ -127,6 +154,7 @@ class AvroLogExporter(LogRecordExporter):
                 or safe_segment(self.other_logs_collection) != self.other_logs_collection):
             raise ValueError("other_logs_collection must be a collection name: letters, "
                              "digits, '_' and '-'")
+        self.schemas = _declared_schemas(schemas)
         self._seen = False
         self.storage = storage or open_storage(self.destination, **dict(storage_options or {}))
         self.writer = AvroFileWriter(
@@ -141,6 +169,7 @@ class AvroLogExporter(LogRecordExporter):
         # fingerprint last published. A collection's schema only widens.
         self._schemas: dict[str, dict[str, Any] | None] = {}
         self._published: dict[str, str] = {}
+        self._labels: dict[str, set[str]] = {}  # column labels counted, per collection
         self._lock = threading.Lock()
         self._closed = False
 
@@ -158,7 +187,7 @@ class AvroLogExporter(LogRecordExporter):
             return LogRecordExportResult.FAILURE
         self._seen = self._seen or bool(batch)
         dropped_before = self._lost()
-        tabular: dict[tuple[str, str, str, tuple[Any, ...]], tuple[list[Any], list[Envelope]]] = {}
+        tabular: dict[_TabularKey, tuple[list[Any], list[Envelope]]] = {}
         payloads: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         for readable in batch:
             try:
@@ -166,9 +195,10 @@ class AvroLogExporter(LogRecordExporter):
             except Exception as e:  # one bad record must not sink the batch
                 self._drop(1, _reason(e), e, A.collection_of(readable))
         with self._lock:
-            for (directory, instance, collection, cols), (frames, envelopes) in tabular.items():
+            for (directory, instance, collection, declared, cols), (frames, envelopes) in (
+                    tabular.items()):
                 write = self._write_rows if cols[:1] == (_ROWS,) else self._write_tabular
-                write(directory, instance, collection, frames, envelopes)
+                write(directory, instance, collection, frames, envelopes, declared)
             for (directory, instance, collection), rows in payloads.items():
                 self._write(directory, instance, payload_schema(collection), rows,
                             collection, SHAPE_PAYLOAD)
@@ -181,7 +211,7 @@ class AvroLogExporter(LogRecordExporter):
     def _sort(
         self,
         readable: ReadableLogRecord,
-        tabular: dict[tuple[str, str, str, tuple[Any, ...]], tuple[list[Any], list[Envelope]]],
+        tabular: dict[_TabularKey, tuple[list[Any], list[Envelope]]],
         payloads: dict[tuple[str, str, str], list[dict[str, Any]]],
     ) -> None:
         record = readable.log_record
@@ -213,15 +243,17 @@ class AvroLogExporter(LogRecordExporter):
         directory = self._partition(endpoint, deployment, collection,
                                     envelope.time_us // self._span_us)
         kind = "" if ordinary else str(attrs.get(A.PAYLOAD_KIND) or "")
+        declared = (self._declared(collection, attrs.get(A.SCHEMA))
+                    if kind in A.TABULAR_KINDS else None)
         if kind == A.KIND_ROW and isinstance(record.body, Mapping):
             # Dict rows of one batch become one frame later: a frame per row costs ~85 µs.
-            key = (directory, instance, collection, (_ROWS, *record.body))
+            key = (directory, instance, collection, declared, (_ROWS, *record.body))
             bodies, envelopes = tabular.setdefault(key, ([], []))
             bodies.append(record.body)
             envelopes.append(envelope)
         elif kind in A.TABULAR_KINDS:
             frame = to_frame(record.body, kind)
-            key = (directory, instance, collection, tuple(frame.columns))
+            key = (directory, instance, collection, declared, tuple(frame.columns))
             frames, envelopes = tabular.setdefault(key, ([], []))
             frames.append(frame)
             envelopes.append(envelope)
@@ -240,6 +272,23 @@ class AvroLogExporter(LogRecordExporter):
                 payload_row(envelope, kind, attrs, None if ref else data,
                             body_size=len(data), body_ref=ref)
             )
+
+    def _declared(self, collection: str, text: Any) -> DeclaredSchema | None:
+        """The collection's declared schema: this exporter's `schemas`, else the record's."""
+        configured = self.schemas.get(collection)
+        if configured is not None or text is None:
+            return configured
+        if not isinstance(text, str):
+            raise ValueError(f"attribute {A.SCHEMA} must be JSON text, not {type(text).__name__}")
+        return parse_declared(text, f"attribute {A.SCHEMA}")
+
+    def _column_label(self, collection: str, column: str) -> str:
+        """`column`, or ``(other)`` once a collection has many labels (hostile column names)."""
+        seen = self._labels.setdefault(collection, set())
+        if column in seen or len(seen) < _MAX_COLUMN_LABELS:
+            seen.add(column)
+            return column
+        return "(other)"
 
     def _partition(self, endpoint: str, deployment: str, collection: str, bucket: int) -> str:
         key = (endpoint, deployment, collection, bucket)
@@ -278,10 +327,13 @@ class AvroLogExporter(LogRecordExporter):
         envelopes: list[Envelope],
         *,
         object_dtypes: list[str | None] | None = None,
+        declared: DeclaredSchema | None = None,
     ) -> TabularBatch:
-        """Convert against the collection's schema, which becomes the result's."""
-        converted = convert_frames(frames, envelopes, _record_name(collection),
-                                   self._known_schema(directory), object_dtypes=object_dtypes)
+        """Convert against the collection's schema (its declared one, else the one it was
+        last written with), which becomes the result's."""
+        known = None if declared is not None else self._known_schema(directory)
+        converted = convert_frames(frames, envelopes, _record_name(collection), known,
+                                   object_dtypes=object_dtypes, declared=declared)
         self._schemas[_collection_of(directory)] = converted.schema
         for column, count in converted.mismatched.items():
             self.tally.add("values.mismatched", count, collection=collection)
@@ -289,6 +341,17 @@ class AvroLogExporter(LogRecordExporter):
                              "collection %s: %d value(s) of column %r do not fit its type; "
                              "kept as JSON text in %r", collection, count, column,
                              column + "__mismatch")
+        for counter, counts, what in (
+                ("values.cast_failed", converted.cast_failed,
+                 "cannot be cast to its declared type; stored as null"),
+                ("values.undeclared", converted.undeclared,
+                 "belong to a column the declared schema does not name; not stored")):
+            for column, count in counts.items():
+                label = self._column_label(collection, column)
+                self.tally.add(counter, count, collection=collection, column=label)
+                _limited.warning(f"{counter}:{collection}:{label}",
+                                 "collection %s: %d value(s) of column %r %s", collection,
+                                 count, column, what)
         return converted
 
     def _write_tabular(
@@ -298,15 +361,18 @@ class AvroLogExporter(LogRecordExporter):
         collection: str,
         frames: list[Any],
         envelopes: list[Envelope],
+        declared: DeclaredSchema | None = None,
     ) -> bool:
         try:
-            converted = self._convert(directory, collection, frames, envelopes)
+            converted = self._convert(directory, collection, frames, envelopes,
+                                      declared=declared)
         except Exception:
             # Find the bad frames one by one; write the good ones.
             ok = True
             for frame, envelope in zip(frames, envelopes, strict=True):
                 try:
-                    one = self._convert(directory, collection, [frame], [envelope])
+                    one = self._convert(directory, collection, [frame], [envelope],
+                                        declared=declared)
                 except Exception as e:
                     self._drop(1, "conversion_failed", e, collection)
                     continue
@@ -323,6 +389,7 @@ class AvroLogExporter(LogRecordExporter):
         collection: str,
         rows: list[dict[Any, Any]],
         envelopes: list[Envelope],
+        declared: DeclaredSchema | None = None,
     ) -> bool:
         """Dict rows (same keys) as one frame, typed as one-row frames would be and merged:
         pandas' inference per column, object where a None appears (as a lone None's
@@ -340,7 +407,7 @@ class AvroLogExporter(LogRecordExporter):
                 dtypes.append(str(pd.Series(present).dtype) if has_none and present else None)
             frame = pd.DataFrame(columns)
             converted = self._convert(directory, collection, [frame], envelopes[:1],
-                                      object_dtypes=dtypes)
+                                      object_dtypes=dtypes, declared=declared)
             for datum, envelope in zip(converted.rows, envelopes, strict=True):
                 datum.update(envelope.fields(0))
         except Exception:  # an odd value somewhere: convert row by row, dropping bad ones
@@ -351,7 +418,7 @@ class AvroLogExporter(LogRecordExporter):
                     kept.append(envelope)
                 except Exception as e:
                     self._drop(1, "conversion_failed", e, collection)
-            return self._write_tabular(directory, instance, collection, frames, kept)
+            return self._write_tabular(directory, instance, collection, frames, kept, declared)
         return self._write(directory, instance, converted.schema, converted.rows, collection,
                            SHAPE_TABULAR, records=len(rows))
 

@@ -100,6 +100,13 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype
 
+from exporters.avro.declared_schema import (
+    AVRO_TYPES,
+    PANDAS_DTYPES,
+    DeclaredSchema,
+    cast_values,
+    value_kind,
+)
 from exporters.avro.pandas_compat import pandas_dtype, str_array
 from exporters.avro.schema import (
     CORRELATION_ID,
@@ -379,6 +386,10 @@ class TabularBatch:
     schema: dict  # Avro record schema (a plain dict, fastavro.parse_schema-able)
     rows: list[dict]  # Avro datums, in order
     mismatched: dict[str, int] = dataclasses.field(default_factory=dict)  # column -> values set aside
+    # Declared schemas only: column -> values that could not be cast (stored as null), and
+    # column -> values of columns the declaration does not name (not stored).
+    cast_failed: dict[str, int] = dataclasses.field(default_factory=dict)
+    undeclared: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def convert_frames(
@@ -388,6 +399,7 @@ def convert_frames(
     known: Mapping[str, Any] | None = None,
     *,
     object_dtypes: Sequence[str | None] | None = None,
+    declared: DeclaredSchema | None = None,
 ) -> TabularBatch:
     """Convert frames with the same column names into Avro datums sharing one schema.
 
@@ -401,6 +413,9 @@ def convert_frames(
     it. `object_dtypes` (by column position): the pandas dtype an object column
     records instead of ``object`` (for dict rows: the dtype of the values without
     their nulls, which is what a row without a null would record).
+
+    With a `declared` schema, the schema is the declaration's alone (`declared_schema`),
+    whatever the data and `known`: values are cast to it (see `_convert_declared`).
     """
     if len(frames) != len(envelopes):
         raise ValueError(f"{len(frames)} frames but {len(envelopes)} envelopes")
@@ -422,6 +437,8 @@ def convert_frames(
         columns = combined.columns
         gathered = [_with_dtype(combined.iloc[:, j].array) for j in range(len(columns))]
 
+    if declared is not None:
+        return _convert_declared(columns, gathered, envelopes, lengths, declared, record_name)
     names = _name_fields(tuple((type(n), n) for n in columns))
     fitter = _SchemaFitter(known, record_name)
     for j, ((field_name, name_attrs), (arr, pd_dtype)) in enumerate(
@@ -437,6 +454,96 @@ def convert_frames(
     schema, field_names, values = fitter.result()
     return TabularBatch(schema=schema, rows=_build_rows(envelopes, lengths, field_names, values),
                         mismatched=fitter.mismatched)
+
+
+def declared_schema(declared: DeclaredSchema, record_name: str) -> dict[str, Any]:
+    """The Avro schema of a declaration: envelope fields, then one ``["null", T]`` field per
+    declared column, in name order. It depends on nothing else, so every writer of the
+    collection (replicas, `serve`, restarts) writes this same schema."""
+    return copy.deepcopy(_declared_schema(declared, record_name))
+
+
+@functools.lru_cache(maxsize=64)
+def _declared_schema(declared: DeclaredSchema, record_name: str) -> dict[str, Any]:
+    names = _name_fields(tuple((str, name) for name, _ in declared.columns))
+    fields = []
+    for (field_name, name_attrs), (_, type_name) in zip(names, declared.columns, strict=True):
+        field = {"name": field_name, "type": ["null", copy.deepcopy(AVRO_TYPES[type_name])],
+                 "default": None, **name_attrs, ATTR_PANDAS_DTYPE: PANDAS_DTYPES[type_name]}
+        if type_name == "timestamp":
+            field[ATTR_TIMEZONE] = "UTC"
+        fields.append(field)
+    return {"type": "record", "name": record_name, "namespace": NAMESPACE,
+            "fields": copy.deepcopy(ENVELOPE_FIELDS) + fields}
+
+
+def _convert_declared(
+    columns: pd.Index,
+    gathered: list[_Column],
+    envelopes: Sequence[Envelope],
+    lengths: list[int],
+    declared: DeclaredSchema,
+    record_name: str,
+) -> TabularBatch:
+    """Type a batch to a declared schema: each declared column is converted as usual, then
+    cast (`declared_schema.cast_values`); a value that cannot be cast is stored null and
+    counted; a declared column the batch lacks is null; the values of columns the
+    declaration does not name are counted and not stored (a column added to the
+    schema by one writer's data would make the writers' schemas differ)."""
+    schema = declared_schema(declared, record_name)
+    types = dict(declared.columns)
+    found: dict[str, _Column] = {}
+    undeclared: dict[str, int] = {}
+    for name, column in zip(columns, gathered, strict=True):
+        if isinstance(name, str) and name in types and name not in found:
+            found[name] = column
+            continue
+        present = int(np.count_nonzero(~np.asarray(pd.isna(column[0]), dtype=bool)))
+        if present:
+            label = name if isinstance(name, str) else _original_name_attrs(name)[0]
+            undeclared[label] = undeclared.get(label, 0) + present
+    total = sum(lengths)
+    values: list[list[Any]] = []
+    cast_failed: dict[str, int] = {}
+    for name, type_name in declared.columns:
+        column = found.get(name)
+        if column is None:
+            values.append([None] * total)
+            continue
+        cast, failed = _cast_column(column[0], type_name)
+        values.append(cast)
+        if failed:
+            cast_failed[name] = failed
+    field_names = [f["name"] for f in schema["fields"][len(ENVELOPE_FIELDS):]]
+    return TabularBatch(schema=schema, rows=_build_rows(envelopes, lengths, field_names, values),
+                        cast_failed=cast_failed, undeclared=undeclared)
+
+
+def _cast_column(arr: Any, type_name: str) -> tuple[list[Any], int]:
+    """A column's values cast to a declared type: as a whole when the column has one
+    kind of value, value by value when it is mixed (converted as JSON text)."""
+    avro_type, attrs, vals = _convert_column(arr)
+    kind = value_kind(avro_type, attrs)
+    if kind != "json":
+        return cast_values(kind, vals, type_name)
+    out: list[Any] = [None] * len(arr)
+    failed = 0
+    for i, _, value_type, value_attrs, value in _each_value(arr):
+        (out[i],), bad = cast_values(value_kind(value_type, value_attrs), [value], type_name)
+        failed += bad
+    return out, failed
+
+
+def _each_value(arr: Any) -> Iterable[tuple[int, Any, Any, dict[str, Any], Any]]:
+    """(position, value, its Avro type, attributes, converted value) of each non-null
+    value of a mixed column, each converted on its own."""
+    one = np.empty(1, dtype=object)
+    for i, v in enumerate(pd.Series(arr, copy=False).to_numpy(dtype=object)):
+        if _is_missing(v):
+            continue
+        one[0] = v
+        avro_type, attrs, (val,) = _convert_column(one)
+        yield i, v, avro_type, attrs, val
 
 
 class _SchemaFitter:
@@ -511,16 +618,10 @@ class _SchemaFitter:
     def _fit_each(self, at: int, arr: Any) -> None:
         """Value by value: what fits (or widens) stays, the rest goes to the mismatch field."""
         current = self.fields[at]
-        objects = pd.Series(arr, copy=False).to_numpy(dtype=object)
-        out: list[Any] = [None] * len(objects)
-        rejected: list[Any] = [None] * len(objects)
+        out: list[Any] = [None] * len(arr)
+        rejected: list[Any] = [None] * len(arr)
         bad = 0
-        one = np.empty(1, dtype=object)
-        for i, v in enumerate(objects):
-            if _is_missing(v):
-                continue
-            one[0] = v
-            avro_type, attrs, (val,) = _convert_column(one)
+        for i, v, avro_type, attrs, val in _each_value(arr):
             how = fit(current, {"type": ["null", avro_type], **attrs})
             if how == "widen":
                 current = {**current, "type": ["null", avro_type]}

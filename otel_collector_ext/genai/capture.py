@@ -98,7 +98,7 @@ class GenAICapture:
     def _events(self, events: list[Any]) -> None:
         assembler = self._assembler
         for event in events:
-            if event.data.strip() == "[DONE]":
+            if event.data[:1] != "{" and event.data.strip() == "[DONE]":
                 assembler.done = True
                 continue
             data = _loads(event.data)

@@ -16,14 +16,14 @@ most those two limits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024
 DEFAULT_MAX_EVENT_BYTES = 4 * 1024 * 1024
+_FIELDS = frozenset({b"data", b"event", b"id"})  # `retry` means nothing to a recorder
 
 
-@dataclass(frozen=True, slots=True)
-class ServerSentEvent:
+class ServerSentEvent(NamedTuple):
     event: str  # "" when the event named none (the default type, "message")
     data: str
     id: str
@@ -52,36 +52,51 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         events: list[ServerSentEvent] = []
-        start, size = 0, len(chunk)
-        if self._after_cr and size:
+        if not chunk:
+            return events
+        if self._after_cr:
             self._after_cr = False
-            if chunk[0] == 0x0A:  # the LF of a CRLF split across two chunks
-                start = 1
-        while start < size:
-            # The next line end: LF, CR or CRLF.
-            lf = chunk.find(b"\n", start)
-            cr = chunk.find(b"\r", start, lf if lf >= 0 else size)
-            end = cr if cr >= 0 else lf
-            if end < 0:
-                self._keep(chunk[start:])
-                break
-            self._keep(chunk[start:end])
-            self._line(events)
-            start = end + 1
-            if chunk[end] == 0x0D:
-                if start < size:
-                    if chunk[start] == 0x0A:
-                        start += 1
-                else:
-                    self._after_cr = True
+            if chunk[:1] == b"\n":  # the LF of a CRLF split across two chunks
+                chunk = chunk[1:]
+        if (chunk[:6] == b"data: " and chunk[-2:] == b"\n\n" and not self._pending
+                and not self._has_data and chunk.count(b"\n") == 2 and b"\r" not in chunk
+                and len(chunk) <= self.max_line and not self._skipping):
+            # The usual chunk of an LLM stream: exactly one whole one-line event.
+            try:
+                event = ServerSentEvent(self._event, chunk[6:-2].decode("utf-8"), self._id)
+            except UnicodeDecodeError:
+                pass  # the general path counts it
+            else:
+                self._event = ""
+                return [event]
+        if b"\r" in chunk:  # CR and CRLF end lines too; LF alone is the common case
+            self._after_cr = chunk.endswith(b"\r")
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = chunk.split(b"\n")
+        rest = lines.pop()  # the start of a line whose end has not come yet
+        for i, line in enumerate(lines):
+            if i == 0 and (self._pending or self._skipping):
+                if self._skipping:  # the end of a line already over the limit
+                    self._skipping = False
+                    continue
+                self._pending += line
+                line = bytes(self._pending)
+                self._pending.clear()
+            self._line(line, events)
+        if rest:
+            self._keep(rest)
         return events
 
     def close(self) -> list[ServerSentEvent]:
         """The body ended: a last line without its line end still counts; an event not
         ended by a blank line is dispatched too (servers that stop without one)."""
         events: list[ServerSentEvent] = []
-        if self._pending or self._skipping:
-            self._line(events)
+        if self._skipping:
+            self._skipping = False
+        elif self._pending:
+            line = bytes(self._pending)
+            self._pending.clear()
+            self._line(line, events)
         self._dispatch(events)
         return events
 
@@ -97,46 +112,46 @@ class SSEParser:
             return
         self._pending += part
 
-    def _line(self, events: list[ServerSentEvent]) -> None:
-        if self._skipping:
-            self._skipping = False
-            return
-        raw = bytes(self._pending)
-        self._pending.clear()
+    def _line(self, raw: bytes, events: list[ServerSentEvent]) -> None:
         if not raw:
             self._dispatch(events)
             return
+        if len(raw) > self.max_line:
+            self.dropped += 1
+            return
+        name, colon, value = raw.partition(b":")
+        if name not in _FIELDS:  # a comment (no name), or a field that is ignored
+            return
+        if colon and value[:1] == b" ":
+            value = value[1:]
         try:
-            line = raw.decode("utf-8")
+            text = value.decode("utf-8")
         except UnicodeDecodeError:
             self.dropped += 1
             return
-        if line.startswith(":"):
-            return
-        name, colon, value = line.partition(":")
-        if colon and value.startswith(" "):
-            value = value[1:]
-        if name == "data":
+        if name == b"data":
             self._has_data = True
             if self._oversized:
                 return
-            self._data_bytes += len(raw)
+            self._data_bytes += len(value)
             if self._data_bytes > self.max_event:
                 self._oversized = True
                 self._data = []
                 return
-            self._data.append(value)
-        elif name == "event":
-            self._event = value
-        elif name == "id" and "\0" not in value:
-            self._id = value
+            self._data.append(text)
+        elif name == b"event":
+            self._event = text
+        elif "\0" not in text:  # id
+            self._id = text
 
     def _dispatch(self, events: list[ServerSentEvent]) -> None:
         if self._has_data:
             if self._oversized:
                 self.dropped += 1
             else:
-                events.append(ServerSentEvent(self._event, "\n".join(self._data), self._id))
+                data = self._data
+                events.append(ServerSentEvent(
+                    self._event, data[0] if len(data) == 1 else "\n".join(data), self._id))
         self._event = ""
         self._data = []
         self._data_bytes = 0

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import yaml
 
+from exporters.avro.declared_schema import DeclaredSchema, parse_declared
 from exporters.contract import GEN_AI_COLLECTION, check_name
 from exporters.settings import (
     CONFIG_ENV,
@@ -56,6 +57,8 @@ class CollectionConfig:
     # Where this collection's files go instead of the exporter's destination: data.path,
     # an azureml:// path mapped through `datastores` (see destination_of_data_path).
     destination: str | None = None
+    # Declared columns and types (`schema:`): files are written with exactly this schema.
+    schema: DeclaredSchema | None = None
     # The gen_ai collection only (docs/genai.md): message text is stored only when
     # capture_content is on, cut at max_content_bytes per message column.
     capture_content: bool = False
@@ -160,7 +163,7 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | None = None
 _TOP_KEYS = {"endpoint", "deployment", "model_version", "instance_id", "data_collector",
              "exporter", "batch", "redaction", "datastores"}
 _DC_KEYS = {"collections", "sampling_rate", "rolling_rate", "request_logging"}
-_COLLECTION_KEYS = {"enabled", "sampling_rate", "data"}
+_COLLECTION_KEYS = {"enabled", "sampling_rate", "data", "schema"}
 GEN_AI_KEYS = {"capture_content", "max_content_bytes", "provider_name"}
 _DATA_KEYS = {"name", "path", "version"}
 # The other keys of an Azure ML online deployment YAML (managed and Kubernetes): a whole
@@ -396,11 +399,18 @@ def _collection(spec: Any, key: str, datastores: Mapping[str, str]) -> Collectio
         _known(data, _DATA_KEYS, key + ".data.")
         if data.get("path") is not None:
             destination = destination_of_data_path(data["path"], key + ".data.path", datastores)
+    schema = None
+    if spec.get("schema") is not None:
+        try:
+            schema = parse_declared(spec["schema"], key + ".schema")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     return CollectionConfig(
         enabled=enabled,
         sampling_rate=None if rate is None else _rate(rate, key + ".sampling_rate"),
         data=dict(data) if data else None,
         destination=destination,
+        schema=schema,
         **extra,
     )
 

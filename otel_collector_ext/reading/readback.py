@@ -41,6 +41,7 @@ TimeLike = datetime | pd.Timestamp | str | None
 #: whose output was stamped a little after its input still pairs up at the range's edges.
 JOIN_MARGIN = timedelta(minutes=10)
 INPUT_SUFFIX, OUTPUT_SUFFIX, TRUTH_SUFFIX = "_input", "_output", "_truth"
+GEN_AI_SUFFIX = "_gen_ai"
 MAX_WARNINGS = 20
 _WRITE_ONLY_OPTIONS = frozenset({
     "spool", "spool_dir", "spool_max_bytes", "spool_max_ops", "spool_full_policy",
@@ -291,6 +292,20 @@ def _join_ground_truth(
     return merged.drop(columns=[tmp])
 
 
+def _with_gen_ai(merged: pd.DataFrame, calls: pd.DataFrame, how: str) -> pd.DataFrame:
+    """The call's gen_ai row beside its rows; with ``outer``, calls that have no inputs or
+    outputs (an LLM endpoint recording only gen_ai) are rows of their own."""
+    calls = calls.drop_duplicates(CORRELATION_ID, keep="first").drop(columns=[ROW])
+    envelope = [c for c in _ENVELOPE_VALUES if c in calls.columns]
+    calls = calls.rename(columns={c: c + GEN_AI_SUFFIX for c in envelope})
+    joined = merged.merge(calls, on=CORRELATION_ID, how="outer" if how == "outer" else "left")
+    for name in envelope:
+        theirs = name + GEN_AI_SUFFIX
+        joined[name] = joined[name].combine_first(joined[theirs])
+        joined = joined.drop(columns=[theirs])
+    return _nullable_again(joined, merged, calls)
+
+
 def join_inputs_outputs(
     destination: str | Storage,
     *,
@@ -300,6 +315,7 @@ def join_inputs_outputs(
     outputs: str = "model_outputs",
     request: str | None = "request",
     response: str | None = "response",
+    gen_ai: str | None = "gen_ai",
     start: TimeLike = None,
     end: TimeLike = None,
     ground_truth: pd.DataFrame | None = None,
@@ -321,6 +337,9 @@ def join_inputs_outputs(
     * Request/response payload collections, when present, add their fields as
       ``request_*`` / ``response_*`` columns (method, path, status, latency_ms,
       headers, body_size, time, ...; bodies only with `include_bodies`).
+    * The `gen_ai` collection, when present, adds each call's gen_ai row (its
+      ``gen_ai.*`` columns, docs/genai.md) to the call's rows; with ``outer``, calls
+      without inputs or outputs are rows of their own, one per call.
     * [start, end) applies to the inputs' event time (the outputs' for rows
       without inputs); the other collections are read a little beyond it.
     * `ground_truth` (labels known later), like SageMaker's inferenceId merge:
@@ -342,6 +361,8 @@ def join_inputs_outputs(
                               name, include_bodies)
             for name in (request, response) if name
         ]
+        calls = (load(storage, collection=gen_ai, start=wide_lo, end=wide_hi, **common)
+                 if gen_ai else None)
     if lo is not None or hi is not None:
         # Outputs read beyond the range join their inputs; alone they must be in range.
         keep = frame_out[CORRELATION_ID].isin(frame_in[CORRELATION_ID])
@@ -349,6 +370,8 @@ def join_inputs_outputs(
     merged = frame_in.merge(frame_out, on=[CORRELATION_ID, ROW], how=how,
                             suffixes=(INPUT_SUFFIX, OUTPUT_SUFFIX))
     merged = _nullable_again(_coalesce_envelope(merged), frame_in, frame_out)
+    if calls is not None and len(calls):
+        merged = _with_gen_ai(merged, calls, how)
     for meta in payloads:
         if len(meta.columns) > 1:
             merged = merged.merge(meta, on=CORRELATION_ID, how="left")

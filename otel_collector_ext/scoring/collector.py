@@ -9,13 +9,18 @@ storage down) never raises into scoring code: it is counted and logged.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from opentelemetry.sdk._logs import ReadWriteLogRecord
+
 from exporters import contract as A
+from exporters.avro.declared_schema import DeclaredSchema, parse_declared
 from exporters.contract import check_name
 
+from ..genai.events import correlation_id_of, event_columns
 from ..genai.record import SOURCE_COLLECT, gen_ai_row, messages_as_json
 from ..pipeline.wiring import (
     PipelineStopped,
@@ -23,6 +28,7 @@ from ..pipeline.wiring import (
     count_after_shutdown,
     count_config_error,
     get_pipeline,
+    handle_events,
 )
 from .context import BasicCorrelationContext, CorrelationContext, current_context, event_time_ns
 from .snapshot import EmptyPayload, snapshot
@@ -41,15 +47,25 @@ def _raise(error: Exception) -> None:
 
 
 class Collector:
-    """Collects the payloads of one collection (e.g. model_inputs, model_outputs)."""
+    """Collects the payloads of one collection (e.g. model_inputs, model_outputs).
 
-    def __init__(self, *, name: str, on_error: Callable[[Exception], Any] | None = None) -> None:
+    `schema` declares the collection's columns and types (``{"age": "int", "income":
+    "double"}``; type names in `exporters.avro.declared_schema`); it takes precedence over
+    ``data_collector.collections.<name>.schema`` in the configuration. Tabular payloads
+    of a declared collection are stored with exactly that schema, values cast to it.
+    """
+
+    def __init__(self, *, name: str, on_error: Callable[[Exception], Any] | None = None,
+                 schema: Mapping[str, Any] | None = None) -> None:
         self.on_error = on_error or _raise
         self.name = name
         self._event_name = ""
         self._config_error_reported = False
+        self._schema: DeclaredSchema | None = None
         try:
             check_name(name, "collection name")
+            if schema is not None:
+                self._schema = parse_declared(schema, "schema")
         except (TypeError, ValueError) as e:
             self._valid = False
             self.on_error(e)
@@ -117,7 +133,8 @@ class Collector:
             self._config_error(e)
             return context
         tally = pipeline.tally
-        if pipeline.config.collection(self.name) is None:
+        settings = pipeline.config.collection(self.name)
+        if settings is None:
             tally.add("records.dropped", reason="disabled", collection=self.name)
             return context
         if not pipeline.sampler.should_sample(self.name, correlation_id):
@@ -125,10 +142,8 @@ class Collector:
             return context
         try:
             if self.name == A.GEN_AI_COLLECTION:  # typed the same way whoever collects
-                settings = pipeline.config.collection(self.name)
                 kind, body = A.KIND_ROW, gen_ai_row(
-                    data, source=SOURCE_COLLECT,
-                    capture_content=settings is not None and settings.capture_content)
+                    data, source=SOURCE_COLLECT, capture_content=settings.capture_content)
             else:
                 kind, body = snapshot(data)
         except EmptyPayload:
@@ -144,6 +159,9 @@ class Collector:
         attrs[A.COLLECTION] = self.name
         attrs[A.CORRELATION_ID] = correlation_id
         attrs[A.PAYLOAD_KIND] = kind
+        declared = self._schema or settings.schema
+        if declared is not None and kind in A.TABULAR_KINDS:
+            attrs[A.SCHEMA] = declared.text
         if pipeline.config.redaction is not None:
             # Redaction (otel_collector_ext.pipeline.redaction) works on the private snapshot.
             try:
@@ -166,3 +184,23 @@ class Collector:
 
     def __repr__(self) -> str:
         return f"Collector(name={self.name!r})"
+
+
+@functools.cache
+def _gen_ai_events() -> Collector:
+    return Collector(name=A.GEN_AI_COLLECTION,
+                     on_error=lambda e: _log.warning("gen_ai event not recorded: %s", e))
+
+
+def collect_gen_ai_event(log_record: ReadWriteLogRecord) -> None:
+    """A `gen_ai.client.inference.operation.details` event emitted into the pipeline's own
+    LoggerProvider, collected as a gen_ai row (sampling, redaction, content capture and
+    the configured endpoint and deployment apply, as for any collect())."""
+    record = log_record.log_record
+    time_ns = record.timestamp or record.observed_timestamp
+    context = BasicCorrelationContext(
+        id=correlation_id_of(record), timestamp=None if time_ns is None else time_ns / 1e9)
+    _gen_ai_events().collect(event_columns(record), context)
+
+
+handle_events(A.GEN_AI_EVENT_NAME, collect_gen_ai_event)

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -165,6 +166,8 @@ def flask_app(gate: FlaskGate) -> Any:
                 gate.produced[rid] = i + 1
                 if body.get("model") == "paced" and i == 0:
                     gate.event(rid).wait(RELEASE_TIMEOUT)
+                elif body.get("model") == "paced":
+                    time.sleep(0.01)  # spacing between tokens, not synchronisation
 
         return Response(stream(), mimetype="text/event-stream")
 

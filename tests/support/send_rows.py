@@ -2,10 +2,12 @@
 
     python -m tests.support.send_rows PLAN.json
 
-PLAN: ``{"exporter": {...}, "runs": [{"deployment", "batch", "rows", "flush_after"}]}``.
-Each run configures the pipeline anew (batch size `batch`), collects `rows` to
-collection ``rows`` (row i with id ``id-i`` and a fixed event time), flushes after
-the rows listed in `flush_after`, and shuts down. Exits non-zero if anything was lost.
+PLAN: ``{"exporter": {...}, "runs": [{"deployment", "batch", "rows", "flush_after"}]}``,
+optionally with ``"instance_id"`` (default ``r``) and ``"schema"`` (the Collector's
+declared schema). Each run configures the pipeline anew (batch size `batch`), collects
+`rows` to collection ``rows`` (row i with id ``{instance_id}-i`` and a fixed event time),
+flushes after the rows listed in `flush_after`, and shuts down. Prints the counters;
+exits non-zero if anything was lost.
 """
 
 from __future__ import annotations
@@ -22,23 +24,25 @@ T0_SECONDS = 1_764_000_000
 
 def main() -> int:
     plan = json.loads(Path(sys.argv[1]).read_text())
+    instance = plan.get("instance_id", "r")
     for run in plan["runs"]:
-        oce.configure({"endpoint": "ep", "deployment": run["deployment"], "instance_id": "r",
+        oce.configure({"endpoint": "ep", "deployment": run["deployment"], "instance_id": instance,
                        "exporter": plan["exporter"],
                        "batch": {"schedule_delay_millis": 5000,
                                  "max_export_batch_size": run["batch"]}})
-        collector = Collector(name="rows")
+        collector = Collector(name="rows", schema=plan.get("schema"))
         flush_after = set(run["flush_after"])
         for i, row in enumerate(run["rows"]):
-            collector.collect(row, BasicCorrelationContext(id=f"id-{i:04d}",
+            collector.collect(row, BasicCorrelationContext(id=f"{instance}-{i:04d}",
                                                            timestamp=T0_SECONDS + i / 1000))
             if i in flush_after and not oce.flush(60_000):
                 return 1
         if not oce.flush(60_000):
             return 1
         oce.shutdown()
-    lost = sum(v for k, v in oce.stats().items() if k.startswith("records.dropped"))
-    print(json.dumps({"runs": len(plan["runs"]), "lost": lost}))
+    counts = oce.stats()
+    lost = sum(v for k, v in counts.items() if k.startswith("records.dropped"))
+    print(json.dumps({"runs": len(plan["runs"]), "lost": lost, "stats": counts}))
     return 1 if lost else 0
 
 

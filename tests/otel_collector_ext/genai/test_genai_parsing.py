@@ -33,6 +33,9 @@ def test_sse_events_split_anywhere_and_every_line_end() -> None:
     whole = SSEParser().feed(data)
     assert [e.data for e in whole] == ['{"a": "é"}', "1\n2", "last"]
     assert whole[1].event == "e" and whole[2].id == "7"
+    one = SSEParser()  # one whole event per chunk, as LLM servers send them
+    got = [one.feed(c) for c in (b"event: e\n", b"data: 1\n\n", b"data: 2\n\n")]
+    assert [(e.event, e.data) for es in got for e in es] == [("e", "1"), ("", "2")]
 
 
 def test_sse_never_ending_line_and_event_stay_bounded() -> None:
