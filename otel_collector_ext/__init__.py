@@ -25,6 +25,7 @@ __all__ = [
     "join_inputs_outputs",
     "load",
     "logger_provider",
+    "monitor",
     "shutdown",
     "stats",
 ]
@@ -35,4 +36,8 @@ def __getattr__(name: str) -> Any:  # the readers are imported only when asked f
         from .reading import readback
 
         return getattr(readback, name)
+    if name == "monitor":  # needs scipy: the `monitor` extra
+        from .monitoring import monitor
+
+        return monitor
     raise AttributeError(name)

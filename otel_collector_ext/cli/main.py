@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "read": "print or write (CSV, JSON Lines, Parquet) a slice of a collection",
     "stats": "rows per hour per collection; null rates and distributions per column",
     "report": "write a self-contained HTML report with plots of what was collected",
+    "monitor": "compare collected data with a reference: drift, data quality, model "
+               "performance; exit 1 when a threshold is breached",
 }
 
 

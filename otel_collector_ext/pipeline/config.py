@@ -12,10 +12,10 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import yaml
@@ -36,6 +36,8 @@ from exporters.settings import (
 )
 
 from .redaction import Redactor
+
+T = TypeVar("T")
 
 ROLLING_RATES = ("minute", "hour", "day")
 # Header names that carry credentials: never captured, even when allow-listed.
@@ -146,16 +148,24 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | None = None
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"configuration must be a path or a mapping, not {type(source).__name__}")
     path = Path(source)
+    return parse_yaml_file(path, lambda data: parse_config(data or {}, origin=str(path)))
+
+
+def parse_yaml_file(path: Path, parse: Callable[[Any], T], what: str = "configuration file") -> T:
+    """`parse` of a YAML file's content; ConfigError (naming the file) if it cannot be read,
+    is not YAML, or `parse` raises ConfigError."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise ConfigError(f"cannot read configuration file {str(path)!r}: {e.strerror}") from None
+        raise ConfigError(f"cannot read {what} {str(path)!r}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {str(path)!r} is not UTF-8 text") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     try:
-        return parse_config(data or {}, origin=str(path))
+        return parse(data)
     except ConfigError as e:  # say which file: the key alone may not be enough to find it
         raise ConfigError(f"{path}: {e}") from None
 
