@@ -21,6 +21,9 @@ WAL_DIR_ENV = "OTEL_COLLECTOR_EXT_WAL_DIR"  # the service's write-ahead log
 #: ``_ROLLING_RATE``, ``_MAX_FILE_BYTES``, ``_INSTANCE_ID``, ``_INLINE_LIMIT``,
 #: ``_OTHER_LOGS_COLLECTION``.
 AVRO_ENV_PREFIX = "OTEL_COLLECTOR_EXT_AVRO_"
+#: "false" keeps collect() from freezing the objects alive at its first configuration out
+#: of the cyclic garbage collector's reach (gc.freeze(); see docs/performance.md).
+GC_FREEZE_ENV = "OTEL_COLLECTOR_EXT_GC_FREEZE"
 #: The standard OpenTelemetry variable naming the logs exporter (avro, otlp, console).
 LOGS_EXPORTER_ENV = "OTEL_LOGS_EXPORTER"
 

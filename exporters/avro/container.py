@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import fastavro
+from fastavro.write import Writer
 
 CODECS = ("null", "deflate", "snappy", "zstandard")
 
@@ -74,5 +75,18 @@ class ContainerEncoder:
         return True
 
     def blocks(self, records: Iterable[Mapping[str, Any]]) -> bytes:
-        """Complete data blocks for `records`, to follow the header (or earlier blocks)."""
-        return self._encode(records)[len(self.header):]
+        """Complete data blocks for `records`, to follow the header (or earlier blocks).
+
+        Records are handed to fastavro's C writer one by one from a Python loop, not as
+        one iterable: `fastavro.writer` would encode a whole batch (milliseconds) without
+        ever releasing the GIL, and the scoring threads of this process would wait that
+        long in collect(). Between two records the interpreter can switch threads.
+        """
+        buf = io.BytesIO()
+        writer = Writer(buf, self._schema, codec=self._codec, sync_marker=self._sync,
+                        metadata=self._metadata, validator=False)
+        write = writer.write
+        for record in records:
+            write(record)
+        writer.flush()
+        return buf.getvalue()[len(self.header):]

@@ -49,7 +49,7 @@ from .schema import (
     payload_schema,
 )
 from .schema_store import publish_quietly, read_reader_schema
-from .tabular import TabularBatch, convert_frames, to_frame
+from .tabular import TabularBatch, column_key, convert_frames, to_frame
 
 _log = logging.getLogger(__name__)
 _ROWS = object()  # marks a group of dict rows among the tabular groups
@@ -215,7 +215,7 @@ class AvroLogExporter(LogRecordExporter):
         payloads: dict[tuple[str, str, str], list[dict[str, Any]]],
     ) -> None:
         record = readable.log_record
-        attrs = dict(record.attributes or ())  # plain dict: many lookups follow
+        attrs = record.attributes or {}  # copied below only where all of it is stored
         collection = attrs.get(A.COLLECTION)
         ordinary = not isinstance(collection, str) or not collection
         if ordinary:
@@ -253,7 +253,7 @@ class AvroLogExporter(LogRecordExporter):
             envelopes.append(envelope)
         elif kind in A.TABULAR_KINDS:
             frame = to_frame(record.body, kind)
-            key = (directory, instance, collection, declared, tuple(frame.columns))
+            key = (directory, instance, collection, declared, column_key(frame.columns))
             frames, envelopes = tabular.setdefault(key, ([], []))
             frames.append(frame)
             envelopes.append(envelope)
@@ -264,6 +264,7 @@ class AvroLogExporter(LogRecordExporter):
             else:
                 kind = kind if kind in A.PAYLOAD_KINDS else A.KIND_BYTES
                 body = record.body
+                attrs = dict(attrs)
             data = body_bytes(body) if body is not None else b""
             ref = None
             if len(data) > self.inline_limit:
@@ -330,10 +331,12 @@ class AvroLogExporter(LogRecordExporter):
         declared: DeclaredSchema | None = None,
     ) -> TabularBatch:
         """Convert against the collection's schema (its declared one, else the one it was
-        last written with), which becomes the result's."""
+        last written with), which becomes the result's. The frames share their column
+        names (`_sort` grouped them so)."""
         known = None if declared is not None else self._known_schema(directory)
         converted = convert_frames(frames, envelopes, _record_name(collection), known,
-                                   object_dtypes=object_dtypes, declared=declared)
+                                   object_dtypes=object_dtypes, declared=declared,
+                                   same_columns=True)
         self._schemas[_collection_of(directory)] = converted.schema
         for column, count in converted.mismatched.items():
             self.tally.add("values.mismatched", count, collection=collection)

@@ -140,6 +140,7 @@ __all__ = [
     "ENCODING_UINT64",
     "KINDS",
     "TabularBatch",
+    "column_key",
     "convert_frames",
     "restore_frame",
     "restore_frames",
@@ -250,6 +251,21 @@ def _scalar_row_frame(row: Mapping[Any, Any]) -> pd.DataFrame | None:
         return pd.DataFrame._from_arrays(arrays, columns, pd.RangeIndex(1), verify_integrity=False)
     except Exception:  # noqa: BLE001 - private constructor: the public path instead
         return None
+
+
+def column_key(columns: pd.Index) -> tuple[Any, ...]:
+    """A frame's column names as a tuple (what groups frames into one conversion), cheaply.
+
+    `tuple(columns)` walks a pyarrow-backed str Index value by value (pandas 3's default
+    for string names), several µs per frame on the export thread; one Arrow chunk
+    without nulls gives the same strings at once.
+    """
+    pa_array = getattr(columns.array, "_pa_array", None) if type(columns) is pd.Index else None
+    if pa_array is not None and pa_array.num_chunks == 1 and not pa_array.null_count:
+        names = pa_array.chunk(0).to_pylist()
+        if all(type(n) is str for n in names):
+            return tuple(names)
+    return tuple(columns)
 
 
 @functools.lru_cache(maxsize=256)
@@ -400,6 +416,7 @@ def convert_frames(
     *,
     object_dtypes: Sequence[str | None] | None = None,
     declared: DeclaredSchema | None = None,
+    same_columns: bool = False,
 ) -> TabularBatch:
     """Convert frames with the same column names into Avro datums sharing one schema.
 
@@ -412,7 +429,9 @@ def convert_frames(
     against it (`_SchemaFitter`), so the result is `known` itself or a widening of
     it. `object_dtypes` (by column position): the pandas dtype an object column
     records instead of ``object`` (for dict rows: the dtype of the values without
-    their nulls, which is what a row without a null would record).
+    their nulls, which is what a row without a null would record). `same_columns`: the
+    caller vouches that every frame has the first one's column names (the exporter
+    grouped them by `column_key`), so they are not compared again.
 
     With a `declared` schema, the schema is the declaration's alone (`declared_schema`),
     whatever the data and `known`: values are cast to it (see `_convert_declared`).
@@ -428,8 +447,8 @@ def convert_frames(
     lengths = [len(f) for f in frames]
     columns = frames[0].columns
     first_names = columns.tolist()
-    if all(_same_columns(f.columns, columns, first_names) for f in frames[1:]):
-        gathered = _gather_columns(frames, len(columns))
+    if same_columns or all(_same_columns(f.columns, columns, first_names) for f in frames[1:]):
+        gathered = _gather_columns(frames, len(columns), lengths)
     else:
         if not all(f.columns.is_unique for f in frames):
             raise ValueError("frames with duplicate column names must all have the same columns")
@@ -745,16 +764,17 @@ def _with_dtype(arr: Any) -> _Column:
     return arr, str(arr.dtype)
 
 
-def _gather_columns(frames: Sequence[pd.DataFrame], ncols: int) -> list[_Column]:
+def _gather_columns(frames: Sequence[pd.DataFrame], ncols: int,
+                    lengths: Sequence[int]) -> list[_Column]:
     """Every column as one array holding the rows of all frames, in order.
 
     Reading pandas' block manager directly costs a few µs per frame where
     `df.iloc[:, j]` or `pd.concat` cost tens; any surprise in those internals
     falls back to the public API.
     """
-    nonempty = [f for f in frames if len(f)] or [frames[0]]
+    nonempty = [f for f, n in zip(frames, lengths, strict=True) if n] or [frames[0]]
     try:
-        gathered = _gather_blocks(nonempty, ncols)
+        gathered = _gather_blocks(nonempty, ncols, sum(lengths))
     except Exception:  # noqa: BLE001 - private pandas API: any surprise means the public path
         gathered = None
     if gathered is not None:
@@ -785,7 +805,8 @@ def _block_layout(df: pd.DataFrame) -> tuple[list[Any], list[Any]]:
     return where, values
 
 
-def _gather_blocks(frames: Sequence[pd.DataFrame], ncols: int) -> list[_Column] | None:
+def _gather_blocks(frames: Sequence[pd.DataFrame], ncols: int,
+                   total: int) -> list[_Column] | None:
     """Concatenate block by block; None when the frames' block layouts differ."""
     layout, first_values = _block_layout(frames[0])
     per_block = [[v] for v in first_values]
@@ -802,7 +823,6 @@ def _gather_blocks(frames: Sequence[pd.DataFrame], ncols: int) -> list[_Column] 
     if any(src is None for src in source):
         return None
     merged = [_concat_block(parts) for parts in per_block]
-    total = sum(len(f) for f in frames)
     out: list[_Column] = []
     for b, k in source:  # type: ignore[misc]
         m = merged[b]

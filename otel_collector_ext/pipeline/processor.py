@@ -19,7 +19,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -98,6 +98,8 @@ class BatchingProcessor(LogRecordProcessor):
         self._last_loss = 0  # the highest number of a record lost (dropped) so far
         self._exporting = 0  # records of the batch inside export() right now
         self._requests: list[_FlushRequest] = []
+        # records.collected per collection, bound once (on_emit runs in every collect())
+        self._collected: dict[str | None, Callable[[int], None]] = {}
         self._stopping = False
         self._thread = threading.Thread(
             target=self._run, name="otel-collector-ext-export", daemon=True
@@ -129,7 +131,11 @@ class BatchingProcessor(LogRecordProcessor):
         if reason is not None:
             self.tally.add("records.dropped", reason=reason, **labels)
             return
-        self.tally.add("records.collected", **labels)  # only what was queued
+        counted = self._collected.get(labels.get("collection"))
+        if counted is None:
+            counted = self._collected.setdefault(
+                labels.get("collection"), self.tally.counter("records.collected", **labels))
+        counted(1)  # only what was queued
         if len(queue) >= self._batch_size:
             self._wake.set()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import gc
 import logging
 import os
 import signal
@@ -16,15 +17,22 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry.sdk._logs import (
+    LoggerProvider,
+    LogRecordLimits,
+    LogRecordProcessor,
+    ReadWriteLogRecord,
+)
 from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 
 from exporters import contract as A
 from exporters.registry import create_exporter
 from exporters.routing import route_to_destinations
+from exporters.settings import GC_FREEZE_ENV
 
 from .config import Config, ConfigError, load_config
+from .emit import RecordEmitter
 from .processor import BatchingProcessor
 from .sampling import Sampler
 
@@ -56,9 +64,12 @@ class Pipeline:
             {"service.name": f"{config.endpoint}.{config.deployment}",
              A.INSTANCE_ID: config.instance_id}
         )
-        self.provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        limits = LogRecordLimits()  # from the OTEL_*ATTRIBUTE* environment, as the SDK's own
+        self.provider = LoggerProvider(resource=resource, shutdown_on_exit=False,
+                                       log_record_limits=limits)
         self.provider.add_log_record_processor(_EventRouting(self.processor))
         self.logger = self.provider.get_logger("otel_collector_ext")
+        self.emit = RecordEmitter(self.logger, limits).emit
         self.base_attributes: dict[str, Any] = {
             A.ENDPOINT: config.endpoint,
             A.DEPLOYMENT: config.deployment,
@@ -270,7 +281,26 @@ def _install(pipeline: Pipeline) -> None:
     if not _atexit_registered:
         atexit.register(shutdown)  # from any thread
         _atexit_registered = True
+        _freeze_long_lived()
     _flush_on_sigterm()
+
+
+def _freeze_long_lived() -> None:
+    """Once per process, when collection is first configured: collect the garbage there
+    is, then move every object still alive (modules, the application's setup, the model)
+    to the garbage collector's permanent generation.
+
+    Records waiting in the queue are young objects by the thousand, and each of them
+    makes the collector's full passes come sooner; without this, every such pass also
+    walks the hundreds of thousands of objects pandas and the model left at startup
+    (garbage collection was about a quarter of a burst's CPU: docs/performance.md). Frozen objects are still freed by
+    reference counting; only cycles among them are left alone. $OTEL_COLLECTOR_EXT_GC_FREEZE
+    =false turns this off.
+    """
+    if os.environ.get(GC_FREEZE_ENV, "").strip().lower() in ("false", "0", "no", "off"):
+        return
+    gc.collect()
+    gc.freeze()
 
 
 def _flush_on_sigterm() -> None:

@@ -174,9 +174,7 @@ class Collector:
         if kind == A.KIND_ROW and self.name == A.GEN_AI_COLLECTION:
             body = messages_as_json(body)  # stored as JSON text, after redaction saw lists
         try:
-            pipeline.logger.emit(
-                timestamp=time_ns, body=body, attributes=attrs, event_name=self._event_name
-            )
+            pipeline.emit(time_ns, body, attrs, self._event_name)
         except Exception as e:  # runtime trouble: counted, never raised into scoring
             tally.add("records.dropped", reason="emit_failed", collection=self.name)
             _log.warning("otel_collector_ext: could not record %s: %s", self.name, e)

@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import contextvars
 import os
+import random
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Protocol, runtime_checkable
 
+# Correlation ids must be unique, not unguessable (they name requests, they guard nothing):
+# a generator seeded from the OS, not os.urandom per id, which is a system call per collect()
+# (the dearest part of making an id, and far dearer in sandboxed containers). Reseeded in a
+# forked child, so parent and children never share a sequence.
+_ids = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
+
 
 def new_correlation_id() -> str:
     """A random (version 4) UUID string, formatted without uuid.UUID's overhead (hot path)."""
-    h = os.urandom(16).hex()
+    h = f"{_ids.getrandbits(128):032x}"
     variant = "89ab"[int(h[16], 16) & 3]
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 

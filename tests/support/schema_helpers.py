@@ -23,11 +23,19 @@ def export_batches(root: Path, batches: list[list[dict[str, Any]]], *, frames: b
                    instance: str = "i", first: int = 0, codec: str = "deflate"
                    ) -> AvroLogExporter:
     """One export() (a flush) per batch; record i gets event time T0 + i and id i."""
+    if frames:
+        return export_bodies(root, [[to_frame(r, A.KIND_ROW) for r in b] for b in batches],
+                             A.KIND_DATAFRAME, instance=instance, first=first, codec=codec)
+    return export_bodies(root, batches, A.KIND_ROW, instance=instance, first=first, codec=codec)
+
+
+def export_bodies(root: Path, batches: list[list[Any]], kind: str, *, instance: str = "i",
+                  first: int = 0, codec: str = "deflate") -> AvroLogExporter:
+    """One export() per batch of record bodies of `kind`; ids and times as export_batches."""
     exporter = AvroLogExporter(str(root), instance_id=instance, codec=codec)
     i = first
     for batch in batches:
-        recs = records([to_frame(r, A.KIND_ROW) for r in batch] if frames else batch,
-                       A.KIND_DATAFRAME if frames else A.KIND_ROW)
+        recs = records(batch, kind)
         for offset, rec in enumerate(recs):  # ids and times continue across batches
             rec.log_record.timestamp += i
             rec.log_record.attributes = {**rec.log_record.attributes,

@@ -27,6 +27,27 @@ def test_basic_context_matches_azure_sdk() -> None:
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
 
 
+def test_a_forked_child_makes_ids_of_its_own() -> None:
+    # Ids come from a seeded generator, not a system call each: a forked child (gunicorn
+    # workers) must not repeat its parent's sequence.
+    done = run_python(
+        "import json, os\n"
+        "from otel_collector_ext.scoring.context import new_correlation_id\n"
+        "new_correlation_id()\n"
+        "read, write = os.pipe()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.write(write, json.dumps([new_correlation_id() for _ in range(3)]).encode())\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print(json.dumps([json.loads(os.read(read, 4096)), "
+        "[new_correlation_id() for _ in range(3)]]))\n")
+    assert done.returncode == 0, done.stderr
+    child, parent = json.loads(done.stdout)
+    assert len(set(child) | set(parent)) == 6
+    assert all(uuid.UUID(i).version == 4 for i in child + parent)
+
+
 def test_foreign_context_objects_work(pipeline: object, data_dir: Path) -> None:
     class AzureStyle:  # any object with the three getters, as Azure's SDK accepts
         def get_id(self) -> str:
