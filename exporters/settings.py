@@ -19,7 +19,7 @@ SPOOL_DIR_ENV = "OTEL_COLLECTOR_EXT_SPOOL_DIR"  # the parent of the Blob spools
 WAL_DIR_ENV = "OTEL_COLLECTOR_EXT_WAL_DIR"  # the service's write-ahead log
 #: The Avro exporter's options when built with no arguments: ``…_AVRO_CODEC``,
 #: ``_ROLLING_RATE``, ``_MAX_FILE_BYTES``, ``_INSTANCE_ID``, ``_INLINE_LIMIT``,
-#: ``_OTHER_LOGS_COLLECTION``.
+#: ``_OTHER_LOGS_COLLECTION``, ``_PROFILES`` (``false``: no column profiles beside the files).
 AVRO_ENV_PREFIX = "OTEL_COLLECTOR_EXT_AVRO_"
 #: "false" keeps collect() from freezing the objects alive at its first configuration out
 #: of the cyclic garbage collector's reach (gc.freeze(); see docs/performance.md).
@@ -39,6 +39,8 @@ DEFAULT_MAX_QUEUE_SIZE = 8192  # records held in a process's queue at most
 DEFAULT_MAX_QUEUE_BYTES = 256 * MiB  # payload bytes held in memory at most
 DEFAULT_MAX_EXPORT_BATCH_SIZE = 1024
 DEFAULT_SCHEDULE_DELAY_MILLIS = 500
+#: Seconds between writes of the column profile of a file still being appended to.
+DEFAULT_PROFILE_INTERVAL_SECONDS = 60.0
 
 
 def default_destination() -> str:

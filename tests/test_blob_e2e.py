@@ -32,6 +32,7 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
 import otel_collector_ext as oce
 from exporters import contract as A
+from exporters.profiles import PROFILE_SUFFIX, FileProfile
 from otel_collector_ext import BasicCorrelationContext, Collector
 
 if TYPE_CHECKING:
@@ -99,7 +100,8 @@ def test_round_trip_over_several_partitions(azurite: Azurite, container_name: st
     names = [b.name for b in container.list_blobs()]
     # Each collection's reader schema is published beside its data, through the spool too.
     schemas = [name for name in names if "/_schema/" in name]
-    names = [name for name in names if "/_schema/" not in name]
+    profiles = {name for name in names if name.endswith(PROFILE_SUFFIX)}
+    names = [name for name in names if "/_schema/" not in name and name not in profiles]
     for collection in ("model_inputs", "model_outputs"):
         latest = f"data/ep/blue/{collection}/_schema/latest.avsc"
         assert latest in schemas
@@ -117,8 +119,14 @@ def test_round_trip_over_several_partitions(azurite: Azurite, container_name: st
         client = container.get_blob_client(name)
         kind = client.get_blob_properties().blob_type
         assert kind == ("AppendBlob" if mode == "append" else "BlockBlob")
-        rows += sum(1 for _ in fastavro.reader(io.BytesIO(client.download_blob().readall())))
-    assert rows == 2 * n
+        data = client.download_blob().readall()
+        in_file = sum(1 for _ in fastavro.reader(io.BytesIO(data)))
+        rows += in_file
+        # Its column profile went through the spool too, and describes exactly this blob.
+        profile = FileProfile.from_json(
+            container.get_blob_client(name + PROFILE_SUFFIX).download_blob().readall())
+        assert (profile.rows, profile.file_bytes) == (in_file, len(data))
+    assert rows == 2 * n and profiles == {name + PROFILE_SUFFIX for name in names}
 
 
 CRASH_CHILD = textwrap.dedent("""
@@ -256,7 +264,7 @@ def test_restart_during_outage_continues_after_files_written_before(
     assert sorted(frame["i"]) == list(range(200))
     names = [b.name.rsplit("/", 1)[1]
              for b in server.service().get_container_client(container_name).list_blobs()
-             if "/_schema/" not in b.name]
+             if "/_schema/" not in b.name and not b.name.endswith(PROFILE_SUFFIX)]
     assert sorted(names) == ["replica-1.0000.avro", "replica-1.0001.avro"]
 
 

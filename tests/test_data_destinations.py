@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import otel_collector_ext as oce
+from exporters.profiles import PROFILE_SUFFIX
 from otel_collector_ext import BasicCorrelationContext, Collector
 from otel_collector_ext.pipeline.config import ConfigError, load_config, parse_config
 
@@ -87,7 +88,9 @@ def test_an_azureml_path_is_mapped_through_datastores_to_azure_blob(
     container = azurite.service().get_container_client(container_name)
     names = [b.name for b in container.list_blobs() if "/_schema/" not in b.name]
     prefix = "azureml/modelDataCollector/ep/blue/model_inputs/ep/blue/model_inputs/"
-    assert names and all(n.startswith(prefix) and n.endswith(".avro") for n in names), names
+    data = [n for n in names if not n.endswith(PROFILE_SUFFIX)]
+    assert data and all(n.startswith(prefix) and n.endswith(".avro") for n in data), names
+    assert sorted(set(names) - set(data)) == sorted(n + PROFILE_SUFFIX for n in data)
     got = load(f"az://{container_name}/azureml/modelDataCollector/ep/blue/model_inputs",
                "model_inputs", storage_options={"spool": False})
     assert sorted(got["id"]) == list(range(30))

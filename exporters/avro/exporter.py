@@ -105,7 +105,8 @@ class AvroLogExporter(LogRecordExporter):
 
     With no arguments (auto-instrumentation), options come from the environment:
     OTEL_COLLECTOR_EXT_DESTINATION, and OTEL_COLLECTOR_EXT_AVRO_CODEC,
-    _ROLLING_RATE, _MAX_FILE_BYTES, _INSTANCE_ID, _INLINE_LIMIT, _OTHER_LOGS_COLLECTION.
+    _ROLLING_RATE, _MAX_FILE_BYTES, _INSTANCE_ID, _INLINE_LIMIT, _OTHER_LOGS_COLLECTION,
+    _PROFILES (``false`` writes no column profiles beside the files).
 
     Records without the `ml.inference.collection` attribute (ordinary application
     logs) are skipped, counted and logged, unless `other_logs_collection` names a
@@ -132,6 +133,7 @@ class AvroLogExporter(LogRecordExporter):
         storage_options: Mapping[str, Any] | None = None,
         other_logs_collection: str | None = None,
         schemas: Mapping[str, Any] | None = None,
+        profiles: bool | None = None,
     ) -> None:
         env = os.environ
         # Built with no arguments: auto-instrumentation, where a silent exporter misleads most.
@@ -157,14 +159,19 @@ class AvroLogExporter(LogRecordExporter):
         self.schemas = _declared_schemas(schemas)
         self._seen = False
         self.storage = storage or open_storage(self.destination, **dict(storage_options or {}))
+        if profiles is None:
+            profiles = env.get(ENV_PREFIX + "PROFILES", "true").strip().lower() not in (
+                "0", "false", "no", "off")
+        self.tally = Tally("otel_collector_ext.exporters.avro", "otel_collector_ext.avro")
         self.writer = AvroFileWriter(
             self.storage,
             codec=codec or env.get(ENV_PREFIX + "CODEC") or DEFAULT_CODEC,
             max_file_bytes=int(
                 max_file_bytes or env.get(ENV_PREFIX + "MAX_FILE_BYTES") or DEFAULT_MAX_FILE_BYTES
             ),
+            profiles=profiles,
+            tally=self.tally,
         )
-        self.tally = Tally("otel_collector_ext.exporters.avro", "otel_collector_ext.avro")
         # Per collection folder: the schema last written (typing state) and the
         # fingerprint last published. A collection's schema only widens.
         self._schemas: dict[str, dict[str, Any] | None] = {}

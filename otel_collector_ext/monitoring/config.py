@@ -49,14 +49,15 @@ GRANULARITIES = ("hour", "day", "none", "auto")
 DEFAULT_INPUTS, DEFAULT_OUTPUTS = ("model_inputs",), ("model_outputs",)
 MAX_CONFIG_BYTES = 1024 * 1024
 _FEATURE_TYPES = {"numerical": "numeric", "numeric": "numeric", "categorical": "categorical"}
+_TASKS = {"classification": "classification", "regression": "regression",
+          "tabular_classification": "classification", "tabular_regression": "regression"}
 
 _MONITORING_KEYS = {"reference", "window", "windows", "min_samples", "bins", "features",
                     "signals", "monitoring_signals", "collections", "ground_truth",
                     "monitoring_target"}
 _SIGNAL_KEYS = {"type", "features", "metric_thresholds", "collections", "enabled", "min_samples",
                 # model_performance
-                "label", "prediction", "score", "positive_label", "task", "ground_truth",
-                "data_column_names",
+                "label", "prediction", "score", "positive_label", "task", "data_column_names",
                 # Azure ML's, accepted and ignored (they concern Azure's own jobs)
                 "production_data", "reference_data", "alert_enabled", "alert_notification",
                 "properties", "data_segment", "target_dataset", "baseline_dataset",
@@ -103,6 +104,8 @@ class SignalConfig:
     score: str | None = None
     positive_label: Any = None
     task: str | None = None
+    truth_key: str | None = None  # the labels' column to match (Azure: reference_data's
+    truth_on: str | None = None  # correlation_id) and the collected one (production_data's)
 
 
 @dataclass(frozen=True)
@@ -210,11 +213,13 @@ def _thresholds(value: Any, key: str, signal: str) -> dict[str, dict[str, float 
     _mapping(value, key)
     if signal == "model_performance":
         out: dict[str, dict[str, float | None]] = {}
-        for task, metrics in value.items():
-            if task not in ("classification", "regression"):
-                raise ConfigError(f"unknown key {key}.{task} (allowed: classification, regression)")
+        for written, metrics in value.items():
+            task = _TASKS.get(written)
+            if task is None:
+                raise ConfigError(f"unknown key {key}.{written} (allowed: classification, "
+                                  "regression, tabular_classification, tabular_regression)")
             allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
-            out[task] = _metric_map(metrics, f"{key}.{task}", allowed, PERFORMANCE_ALIASES)
+            out[task] = _metric_map(metrics, f"{key}.{written}", allowed, PERFORMANCE_ALIASES)
         return out
     allowed = tuple(DRIFT_METRICS) if signal in DRIFT_SIGNALS else QUALITY_METRICS
     aliases = METRIC_ALIASES if signal in DRIFT_SIGNALS else {}
@@ -250,6 +255,32 @@ def _column_names(value: Any, key: str) -> dict[str, str]:
     return {k: _text(v, f"{key}.{k}") for k, v in value.items()}
 
 
+def _azure_column_names(spec: Mapping[str, Any], key: str) -> dict[str, str]:
+    """Azure's `data_column_names`, on the signal or in its production_data (the predictions:
+    `prediction`, `correlation_id`) and reference_data (the ground truth: `actual`,
+    `correlation_id`)."""
+    names: dict[str, str] = {}
+    if "data_column_names" in spec:
+        names.update(_column_names(spec["data_column_names"], f"{key}.data_column_names"))
+    for part in ("production_data", "reference_data"):
+        entries = spec.get(part)
+        entries = entries if isinstance(entries, list) else [] if entries is None else [entries]
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, Mapping) or "data_column_names" not in entry:
+                continue
+            where = f"{key}.{part}" + (f"[{i}]" if isinstance(spec.get(part), list) else "")
+            got = _column_names(entry["data_column_names"], f"{where}.data_column_names")
+            if "correlation_id" in got:
+                if part == "reference_data":
+                    names["truth_key"] = got.pop("correlation_id")
+                else:
+                    on = got.pop("correlation_id")
+                    names["truth_on"] = "_correlation_id" if on == "correlation_id" else on
+            names.update(got)
+    names.pop("correlation_id", None)
+    return names
+
+
 def _signal(name: str, spec: Any, key: str, notes: list[str]) -> SignalConfig | None:
     _mapping(spec, key)
     _known(spec, _SIGNAL_KEYS, f"{key}.")
@@ -273,18 +304,20 @@ def _signal(name: str, spec: Any, key: str, notes: list[str]) -> SignalConfig | 
     for column in ("label", "prediction", "score", "task"):
         if column in spec:
             values[column] = _text(spec[column], f"{key}.{column}")
-    if "data_column_names" in spec:
-        names = _column_names(spec["data_column_names"], f"{key}.data_column_names")
-        values.setdefault("label", names.get("actual"))
-        values.setdefault("prediction", names.get("prediction"))
-        values.setdefault("score", names.get("prediction_probability"))
+    names = _azure_column_names(spec, key)
+    for ours, azure in (("label", "actual"), ("prediction", "prediction"),
+                        ("score", "prediction_probability"), ("truth_key", "truth_key"),
+                        ("truth_on", "truth_on")):
+        if names.get(azure) is not None:
+            values.setdefault(ours, names[azure])
     if values.get("task") not in (None, "classification", "regression"):
         raise ConfigError(f"{key}.task must be classification or regression, not {spec['task']!r}")
     if "positive_label" in spec:
         values["positive_label"] = spec["positive_label"]
     if kind != "model_performance":
-        for column in ("label", "prediction", "score", "task", "positive_label"):
-            if values.get(column) is not None:
+        for column in ("label", "prediction", "score", "task", "positive_label", "truth_key",
+                       "truth_on"):
+            if values.get(column) is not None and column in spec:
                 raise ConfigError(f"{key}.{column} applies to model_performance signals only")
     return SignalConfig(**values)
 

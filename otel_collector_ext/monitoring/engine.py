@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from exporters.avro.schema import CORRELATION_ID, TIME
+from exporters.avro.schema import CORRELATION_ID, ENVELOPE_NAMES, TIME
 from exporters.avro.schema_evolution import MISMATCH_SUFFIX
 from exporters.storage import Storage
 
@@ -58,6 +59,7 @@ from .performance import (
     regression,
 )
 from .performance import breached as performance_breached
+from .profiles_source import ProfileSummaries
 from .quality import QUALITY_METRICS, default_threshold, rate
 from .reference import read_table
 from .result import FeatureComparison, MonitorResult, SignalResult, Skipped, WindowResult
@@ -70,6 +72,7 @@ from .summaries import (
     summarize_column,
 )
 from .telemetry import record_metrics
+from .traffic import traffic
 
 DEFAULT_WINDOW = timedelta(hours=24)
 #: Drift over time: hourly up to this span, daily beyond it, none past MAX_SERIES windows.
@@ -91,6 +94,13 @@ def _default_signals(config: MonitorConfig, with_truth: bool) -> tuple[SignalCon
     return tuple(SignalConfig(name=n, type=n) for n in names)
 
 
+def _named(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with text column names (a caller's frame may have 0, 1, ... as names)."""
+    if all(isinstance(c, str) for c in frame.columns):
+        return frame
+    return frame.rename(columns=str)
+
+
 class _Reference:
     """The reference rows per collection: one file or frame for all, a file per collection,
     or a window of collected data (this deployment's or another's)."""
@@ -107,7 +117,7 @@ class _Reference:
                                          "start": None, "end": None, "rows": {}}
         if frame is not None:
             if isinstance(frame, pd.DataFrame):
-                self._shared = frame
+                self._shared = _named(frame)
                 self.describe["kind"] = "frame"
             elif isinstance(frame, Mapping):
                 self._files = dict(frame)
@@ -143,7 +153,7 @@ class _Reference:
         if collection not in self._frames:
             if collection in self._files:
                 source = self._files[collection]
-                frame = source if isinstance(source, pd.DataFrame) else read_table(source)
+                frame = _named(source) if isinstance(source, pd.DataFrame) else read_table(source)
             elif self._shared is not None:
                 frame = self._shared
             elif self.window is not None and self._storage is not None:
@@ -222,11 +232,15 @@ class _Engine:
 
     # -- summaries -----------------------------------------------------------------------
     def _current_summary(self, collection: str, feature: str, like: ColumnSummary,
-                         window: _Window, needs_values: bool) -> ColumnSummary:
+                         window: _Window, needs_values: bool | str) -> ColumnSummary:
+        """From the summary source when it answers, else from rows. `needs_values`:
+        False, True (values or a sketch's weighted points), or "exact" (the KS test)."""
         if self.source is not None:
             got = self.source.summarize(collection, feature, window.start, window.end, like=like)
-            if got is not None and (got.values is not None or not needs_values
-                                    or like.kind != "numeric"):
+            exact = got is not None and got.values is not None and got.weights is None
+            if got is not None and (like.kind != "numeric" or not needs_values
+                                    or (got.values is not None and needs_values is True)
+                                    or exact):
                 return got
         frame = self.current.frame(collection)
         series, keeper = _series_of(frame, feature, None if window == self.window else window)
@@ -249,6 +263,14 @@ class _Engine:
                           series_windows)
 
     def _columns(self, collection: str) -> list[str] | None:
+        """The collection's data columns in the window (None: no rows), from the source if
+        it can tell (not the envelope, not the `__mismatch` keepers)."""
+        listed = getattr(self.source, "columns", None)
+        if callable(listed):
+            columns = listed(collection, self.window.start, self.window.end)
+            if columns is not None:
+                return [c for c in columns if c not in ENVELOPE_NAMES
+                        and not c.endswith(MISMATCH_SUFFIX)] or None
         frame = self.current.frame(collection)
         if not len(frame):
             return None
@@ -268,9 +290,12 @@ class _Engine:
             if kind is not None:
                 ref = summarize_column(ref_series, kind,  # type: ignore[arg-type]
                                        mismatched=ref_keeper, bins=self.config.bins)
-        needs_values = ref is not None and ref.kind == "numeric" and any(
-            DRIFT_METRICS[m].needs_values for s in wanted if s.type in DRIFT_SIGNALS
-            for m in self._drift_metrics(s, feature, "numeric"))
+        metrics = [m for s in wanted if s.type in DRIFT_SIGNALS
+                   for m in self._drift_metrics(s, feature, "numeric")]
+        needs_values: bool | str = ref is not None and ref.kind == "numeric" and any(
+            DRIFT_METRICS[m].needs_values for m in metrics)
+        if needs_values and "two_sample_kolmogorov_smirnov_test" in metrics:
+            needs_values = "exact"  # its p-value needs the rows, not a sketch's points
         cur = None if ref is None else self._current_summary(collection, feature, ref,
                                                                self.window, needs_values)
         if ref is None:
@@ -324,7 +349,8 @@ class _Engine:
                     f"fewer than {minimum}")
             else:
                 try:
-                    value = metric.compute(ref, cur)
+                    with np.errstate(over="ignore", invalid="ignore"):  # extreme values: inf
+                        value = metric.compute(ref, cur)
                 except ValueError as e:
                     status, reason = "insufficient_data", str(e)
                 else:
@@ -417,12 +443,12 @@ def _ground_truth_frame(storage: Storage | None, endpoint: str, deployment: str,
     return labels, key, on
 
 
-def _performance(signal: SignalConfig, config: MonitorConfig, joined: pd.DataFrame | None,
-                 outputs: pd.DataFrame | None, reason_missing: str) -> list[SignalResult]:
+def _performance(signal: SignalConfig, config: MonitorConfig, joined: pd.DataFrame,
+                 outputs: pd.DataFrame, truth_given: bool) -> list[SignalResult]:
     collection = config.outputs[0]
     label = signal.label or "label"
     prediction = signal.prediction
-    if prediction is None and outputs is not None:
+    if prediction is None:
         data = monitored_columns(outputs)
         prediction = data[0] if len(data) == 1 else "prediction"
     prediction = prediction or "prediction"
@@ -435,13 +461,14 @@ def _performance(signal: SignalConfig, config: MonitorConfig, joined: pd.DataFra
 
     all_metrics = (CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
                    if task == "regression" else CLASSIFICATION_METRICS)
-    if joined is None:
-        return insufficient(reason_missing, all_metrics)
     label_column = next((c for c in (label + "_truth", label) if c in joined.columns), None)
     if label_column is None or prediction not in joined.columns:
         missing = label if label_column is None else prediction
+        hint = "" if truth_given else (
+            "; no ground truth given (a labels file or collection) and none collected")
         return insufficient(f"no column {missing!r} in the joined data "
-                            f"(columns: {', '.join(map(str, joined.columns[:30]))})", all_metrics)
+                            f"(columns: {', '.join(map(str, joined.columns[:30]))}){hint}",
+                            all_metrics)
     pairs = joined[[label_column, prediction] + ([signal.score] if signal.score in joined.columns
                                                  else [])].dropna()
     task = task or infer_task(pairs[label_column])
@@ -491,20 +518,25 @@ def _evaluate(cfg: MonitorConfig, ref: _Reference, current: _Current, chosen: Se
     for collection in chosen:
         engine.run_collection(collection, signals, series_windows)
     for signal in (s for s in signals if s.type == "model_performance"):
-        frame, outputs = None, None
-        if truth_frame is not None or signal.label:
-            if joined is not None:
-                frame = joined(truth_frame, key, on)
-            else:  # frames given: the outputs frame holds the labels, or they are joined here
-                frame = current.frame(cfg.outputs[0])
-                if truth_frame is not None:
-                    frame = _join_ground_truth(frame, truth_frame, key, on)
-            outputs = current.frame(cfg.outputs[0])
-        engine.signals.extend(_performance(signal, cfg, frame, outputs, "no ground truth given"))
+        # Labels come from the ground truth joined in, or are collected beside the predictions.
+        k, o = signal.truth_key or key, signal.truth_on or on
+        if joined is not None:
+            frame = joined(truth_frame, k, o)
+        else:  # frames given: the outputs frame holds the labels, or they are joined here
+            frame = current.frame(cfg.outputs[0])
+            if truth_frame is not None:
+                frame = _join_ground_truth(frame, truth_frame, k, o)
+        engine.signals.extend(_performance(signal, cfg, frame, current.frame(cfg.outputs[0]),
+                                           truth_frame is not None))
+    rows = current.rows()
+    counted = getattr(summaries, "rows", None)
+    if counted is not None:  # collections answered by the source alone: its row counts
+        for collection in chosen:
+            rows.setdefault(collection, counted(collection, window.start, window.end))
     return MonitorResult(
         endpoint=endpoint, deployment=deployment, reference=ref.describe,
         window={"start": window.start.isoformat(), "end": window.end.isoformat(),
-                "rows": current.rows()},
+                "rows": rows},
         signals=engine.signals, series_granularity=granularity,
         series=[WindowResult(a, b, s) for (a, b), s in sorted(engine.series.items())],
         features=engine.features, skipped=engine.skipped, notes=list(cfg.notes))
@@ -522,10 +554,14 @@ def compare(
     name to frame (e.g. ``{"model_inputs": ..., "model_outputs": ...}``). Drift over time
     needs an ``_time`` column; without one there is no series."""
     cfg = load_monitor_config(config)
+    if not isinstance(current, (pd.DataFrame, Mapping)):
+        raise TypeError("current must be a DataFrame or a mapping of collection to DataFrame, "
+                        f"not {type(current).__name__}")
     frames = {cfg.inputs[0]: current} if isinstance(current, pd.DataFrame) else dict(current)
     for name, frame in frames.items():
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"current[{name!r}] must be a DataFrame, not {type(frame).__name__}")
+    frames = {str(name): _named(frame) for name, frame in frames.items()}
     times = [f[TIME] for f in frames.values() if TIME in f.columns and len(f)]
     if times:
         lo = min(t.min() for t in times).to_pydatetime()
@@ -563,6 +599,7 @@ def monitor(
     labels_collection: str | None = None,
     meter_provider: Any = None,
     summaries: SummarySource | None = None,
+    profiles: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     workers: int | None = None,
     now: datetime | None = None,
@@ -582,6 +619,11 @@ def monitor(
       for `model_performance`.
     * Each signal's value is recorded as an OpenTelemetry gauge
       ``ml.monitoring.<signal>`` through `meter_provider` (default: the global one).
+    * `profiles`: answer from the column profiles written at ingest where they can
+      (O(files), not O(rows); docs/profiles.md), rows elsewhere; `summaries` is any
+      other `SummarySource`.
+    * ``traffic`` in the result: responses, error rates and latency per series window
+      when the deployment has a ``response`` payload collection.
     """
     cfg = load_monitor_config(config)
     _check_names(endpoint=endpoint, deployment=deployment)
@@ -630,7 +672,15 @@ def monitor(
                 ground_truth=truth_frame, ground_truth_key=key, ground_truth_on=on,
                 workers=workers)
 
-        result = _evaluate(cfg, ref, current, chosen, window, summaries, truth, joined,
+        source = summaries
+        if source is None and profiles:
+            source = ProfileSummaries(storage, endpoint, deployment, workers=workers)
+        result = _evaluate(cfg, ref, current, chosen, window, source, truth, joined,
                            endpoint, deployment)
+        if isinstance(source, ProfileSummaries):
+            result.notes.append(source.note())
+        _, series = _series_windows(window, cfg.granularity)
+        result.traffic = traffic(storage, endpoint, deployment,
+                                 [(w.start, w.end) for w in series] or [(lo, hi)])
     record_metrics(result, meter_provider)
     return result

@@ -3,8 +3,8 @@
 Classification: accuracy, precision, recall, f1_score (for the positive label
 when the labels are binary, else macro-averaged over the labels seen), auc
 (binary, from a score column, by ranks: the Mann–Whitney form of the ROC area).
-Regression: mae, rmse, r2. A threshold on accuracy, precision, recall, f1_score,
-auc and r2 is a minimum (breached below it); on mae and rmse a maximum.
+Regression: mae, mse, rmse, r2. A threshold on accuracy, precision, recall, f1_score,
+auc and r2 is a minimum (breached below it); on mae, mse and rmse a maximum.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from scipy.stats import rankdata
 
 Task = Literal["classification", "regression"]
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1_score", "auc")
-REGRESSION_METRICS = ("mae", "rmse", "r2")
-LOWER_IS_BETTER = frozenset({"mae", "rmse"})
+REGRESSION_METRICS = ("mae", "mse", "rmse", "r2")
+LOWER_IS_BETTER = frozenset({"mae", "mse", "rmse"})
 #: Azure ML's and scikit-learn's other spellings, accepted in configuration.
 PERFORMANCE_ALIASES = {"f1": "f1_score", "roc_auc": "auc", "mean_absolute_error": "mae",
-                       "root_mean_squared_error": "rmse", "r2_score": "r2"}
+                       "root_mean_squared_error": "rmse", "mean_squared_error": "mse",
+                       "r2_score": "r2"}
 
 
 def breached(metric: str, value: float, threshold: float) -> bool:
@@ -79,8 +80,9 @@ def classification(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | 
 
 
 def regression(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:
-    """mae, rmse and r2 (None when the labels do not vary)."""
+    """mae, mse, rmse and r2 (r2 None when the labels do not vary)."""
     error = y_pred.astype("float64") - y_true.astype("float64")
     total = float(np.sum((y_true - y_true.mean()) ** 2))
-    return {"mae": float(np.mean(np.abs(error))), "rmse": float(np.sqrt(np.mean(error ** 2))),
+    mse = float(np.mean(error ** 2))
+    return {"mae": float(np.mean(np.abs(error))), "mse": mse, "rmse": float(np.sqrt(mse)),
             "r2": None if total == 0 else 1.0 - float(np.sum(error ** 2)) / total}

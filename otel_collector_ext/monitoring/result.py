@@ -102,6 +102,8 @@ class MonitorResult:
     features: list[FeatureComparison] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Request traffic per series window (`monitoring.traffic`), None without responses.
+    traffic: dict[str, Any] | None = None
 
     @property
     def breached(self) -> bool:
@@ -158,6 +160,7 @@ class MonitorResult:
             "features": [f.as_dict() for f in self.features],
             "skipped": [s.as_dict() for s in self.skipped],
             "notes": list(self.notes),
+            "traffic": self.traffic,
         }
 
     def to_json(self, indent: int | None = 2) -> str:

@@ -15,7 +15,7 @@ are left out of the distribution, so a mistyped window never crashes a metric.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -84,10 +84,12 @@ class ColumnSummary:
 class SummarySource(Protocol):
     """Answers summaries without reading rows (e.g. from merged ingest profiles).
 
-    Return None when it cannot answer; the engine then reads rows. With `like`
-    (the reference's summary), numeric counts must be on `like.edges`, or on the
-    source's own fixed edges, in which case the engine summarises the reference
-    again on those edges.
+    `summarize` returns None when it cannot answer; the engine then reads rows.
+    With `like` (the reference's summary), numeric counts must be on
+    `like.edges`. A source may also define ``columns(collection, start, end) ->
+    list[str] | None``, the collection's data columns in the window (an empty
+    list: no rows); without it, or when it returns None, the engine reads the
+    rows to know them.
     """
 
     def summarize(self, collection: str, feature: str, start: datetime | None,
@@ -197,7 +199,8 @@ def summarize_column(
             values=finite if keep_values else None)
         if len(finite):
             s.minimum, s.maximum = float(finite.min()), float(finite.max())
-            s.mean, s.std = float(finite.mean()), float(finite.std())
+            with np.errstate(over="ignore", invalid="ignore"):  # near 1e308: inf, reported null
+                s.mean, s.std = float(finite.mean()), float(finite.std())
         if like is not None:
             lo, hi = like.minimum, like.maximum
             s.out_of_bounds = 0 if lo is None or hi is None else int(
@@ -223,10 +226,3 @@ def summarize_column(
     return s
 
 
-def on_edges(summary: ColumnSummary, edges: np.ndarray, series: pd.Series,
-             mismatched: pd.Series | None = None) -> ColumnSummary:
-    """`summary` (of `series`) again with its histogram on other `edges` (a profile's)."""
-    template = replace(summary, edges=np.asarray(edges, dtype="float64"))
-    again = summarize_column(series, like=template, mismatched=mismatched)
-    again.out_of_bounds = None
-    return again

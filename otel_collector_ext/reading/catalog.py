@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from exporters.avro.partitioning import collection_prefix, safe_segment
 from exporters.avro.schema_store import SCHEMA_DIR
+from exporters.profiles import PROFILE_SUFFIX
 from exporters.storage import ObjectInfo, Storage
 
 PARTITION_SPAN = {3: timedelta(days=1), 4: timedelta(hours=1), 5: timedelta(minutes=1)}
@@ -51,12 +52,16 @@ class Listing:
 
     files: list[DataFile] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: Column profiles seen beside the files (path -> size), see `exporters.profiles`.
+    profiles: dict[str, int] = field(default_factory=dict)
 
 
 def classify(info: ObjectInfo) -> DataFile | str | None:
     """A DataFile for a partition file; a message for an object that is not ours; None for
-    objects we wrote beside the data (large payload bodies, published schemas)."""
+    objects we wrote beside the data (large payload bodies, published schemas, profiles)."""
     parts = info.path.split("/")
+    if parts[-1].endswith(".avro" + PROFILE_SUFFIX):
+        return None
     if len(parts) >= 2 and parts[-2].endswith(".bodies") and parts[-1].endswith(".bin"):
         return None
     if len(parts) == 5 and parts[3] == SCHEMA_DIR and parts[4].endswith(".avsc"):
@@ -107,6 +112,8 @@ def _gather(storage: Storage, prefixes: Iterable[str], workers: int) -> Listing:
         batches = [one(p) for p in prefixes]
     for batch in batches:
         for info in batch:
+            if info.path.endswith(PROFILE_SUFFIX):
+                listing.profiles[info.path] = info.size
             got = classify(info)
             if isinstance(got, DataFile):
                 listing.files.append(got)

@@ -25,6 +25,9 @@ TOP_CATEGORIES = 10
 OTHER = "(other)"
 #: Usual PSI reading: below 0.1 stable, up to 0.25 a moderate shift, above a large one.
 PSI_MODERATE, PSI_LARGE = 0.1, 0.25
+#: Fewer non-null values than this in either window: no PSI level (3 values against 1
+#: would otherwise read as a large shift).
+MIN_COMPARED = 30
 _PSI_FLOOR = 1e-4
 
 
@@ -156,9 +159,14 @@ class Comparison:
     psi: float | None
 
     @property
+    def too_few(self) -> bool:
+        """Whether a window has too few values for the PSI to mean anything."""
+        return min(self.baseline_n, self.current_n) < MIN_COMPARED
+
+    @property
     def level(self) -> str:
-        """stable, moderate or large (shift), or n/a."""
-        if self.psi is None:
+        """stable, moderate or large (shift), or n/a (no PSI, or too few values)."""
+        if self.psi is None or self.too_few:
             return "n/a"
         return "large" if self.psi > PSI_LARGE else "moderate" if self.psi > PSI_MODERATE else "stable"
 

@@ -2,7 +2,9 @@
 
 It uses only the public API, exactly as a scoring script would: one Collector per
 collection, the inputs' context passed to the outputs call, then `flush()` and
-`load()` to read the files back.
+`load()` to read the files back. The last third of the requests drifts (higher
+debt ratios, more requests from the west region, so also more refusals), which
+`report` and `monitor` then show.
 """
 
 from __future__ import annotations
@@ -25,24 +27,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", default="demo-data", help="local folder to write to")
     parser.add_argument("--requests", type=int, default=3000, help="synthetic requests to score")
     parser.add_argument("--hours", type=int, default=3, help="spread event times over N hours")
+    parser.add_argument("--no-drift", dest="drift", action="store_false",
+                        help="no drifted window at the end (by default the last third of the "
+                             "requests drifts)")
 
 
-def synthetic_features(rng: np.random.Generator) -> pd.DataFrame:
-    """One synthetic scoring request: 1 to 3 rows of credit features."""
+#: The features that drift in the demo's last window, and how (for docs and tests).
+DRIFTED = ("debt_ratio", "region")
+REGIONS = ["north", "south", "east", "west"]
+
+
+def synthetic_features(rng: np.random.Generator, drifted: bool = False) -> pd.DataFrame:
+    """One synthetic scoring request: 1 to 3 rows of credit features. `drifted`: debt
+    ratios shift up (beta(4, 2) instead of uniform) and the west region triples."""
     rows = int(rng.integers(1, 4))
+    debt = rng.beta(4, 2, rows) if drifted else rng.random(rows)
+    shares = [0.2, 0.2, 0.2, 0.4] if drifted else [0.25] * 4
     return pd.DataFrame(
         {
             "age": rng.integers(18, 80, rows),
-            "debt_ratio": rng.random(rows).round(3),
+            "debt_ratio": debt.round(3),
             "tenure_years": rng.integers(0, 30, rows),
-            "region": rng.choice(["north", "south", "east", "west"], rows),
+            "region": rng.choice(REGIONS, rows, p=shares),
         }
     )
 
 
 def score(features: pd.DataFrame) -> pd.DataFrame:
     """A stand-in model: a logistic score of three features."""
-    z = 0.8 * features["age"] / 50 - 1.2 * features["debt_ratio"] + 0.3 * features["tenure_years"]
+    z = (0.5 + 0.8 * features["age"] / 50 - 4.0 * features["debt_ratio"]
+         + 0.1 * features["tenure_years"])
     p = 1 / (1 + np.exp(-z))
     return pd.DataFrame({"probability": p.round(4), "approved": p > 0.5})
 
@@ -109,8 +123,9 @@ def run(args: argparse.Namespace) -> int:
     inputs, outputs = oce.Collector(name="model_inputs"), oce.Collector(name="model_outputs")
     now = time.time()
     started = time.perf_counter()
+    drift_from = args.requests * 2 // 3 if args.drift else args.requests
     for i in range(args.requests):
-        features = synthetic_features(rng)
+        features = synthetic_features(rng, drifted=i >= drift_from)
         # Event times spread over the last hours, so several hourly partitions appear.
         when = now - (args.requests - i) * (args.hours * 3600 / args.requests)
         context = inputs.collect(features, oce.BasicCorrelationContext(timestamp=when))
@@ -151,9 +166,22 @@ def run(args: argparse.Namespace) -> int:
           f"{len(joined)} joined")
     print("Counters:", {k: v for k, v in stats.items() if v})
     cli = cli_command()
+    first = now - args.hours * 3600
+    # The last third (drifted unless --no-drift) against the two thirds before it.
+    split = first + (now - first) * (args.requests * 2 // 3) / args.requests
+
+    def utc(seconds: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
     print(f"\nLook around (each command works as printed, from this folder):\n"
           f"  {cli} ls -d {args.dir}\n"
-          f"  {cli} report -d {args.dir} -e credit-endpoint -p blue -o report.html")
+          f"  {cli} report -d {args.dir} -e credit-endpoint -p blue -o report.html\n"
+          f"  {cli} monitor -d {args.dir} -e credit-endpoint -p blue "
+          f"--reference-start {utc(first - 1)} --reference-end {utc(split)} "
+          f"--start {utc(split)} --end {utc(now + 1)} --report monitor.html")
+    if args.drift:
+        print("  (monitor exits 1 when a threshold is breached, as here: the last third of "
+              "the requests drifted)")
     activate = Path(sys.executable).parent / "activate"
     if cli != "otel-collector-ext" and activate.is_file():
         print(f"or put the CLI on PATH first: source {_shown(activate)}")

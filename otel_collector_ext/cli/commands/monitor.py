@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "monitor YAML)")
     parser.add_argument("--json", metavar="OUT.json", help="write the JSON result ('-': stdout)")
     parser.add_argument("--report", metavar="OUT.html", help="write an HTML report")
+    parser.add_argument("--no-profiles", dest="profiles", action="store_false",
+                        help="read every row of the window instead of answering from the column "
+                             "profiles written at ingest (exact Wasserstein distances; slower)")
 
 
 def _write(path: str, text: str, what: str) -> None:
@@ -108,7 +111,8 @@ def _monitor(args: argparse.Namespace) -> int:
             reference_start=ref_lo, reference_end=ref_hi,
             reference_deployment=args.reference_deployment, start=lo, end=hi,
             config=args.config, ground_truth=args.ground_truth,
-            labels_collection=args.labels_collection, workers=args.workers)
+            labels_collection=args.labels_collection, workers=args.workers,
+            profiles=args.profiles)
     if args.json:
         _write(args.json, result.to_json() + "\n", "json")
     if args.report:

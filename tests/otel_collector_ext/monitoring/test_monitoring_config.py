@@ -3,6 +3,7 @@ per-metric and per-feature thresholds, and errors that name the key path."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from otel_collector_ext import ConfigError
@@ -173,3 +174,55 @@ def test_an_empty_file_means_defaults(tmp_path):
     path = tmp_path / "monitor.yaml"
     path.write_text("")
     assert load_monitor_config(path) == load_monitor_config(None)
+
+
+# Azure ML's model performance signal as its docs write it: column names under
+# production_data / reference_data, thresholds under tabular_classification.
+AZURE_PERFORMANCE = """
+create_monitor:
+  compute: {instance_type: standard_e8s_v3, runtime_version: "3.3"}
+  monitoring_target:
+    ml_task: classification
+    endpoint_deployment_id: azureml:loan-approval-endpoint:loan-approval-deployment
+  monitoring_signals:
+    fraud_detection_model_performance:
+      type: model_performance
+      production_data:
+        data_column_names:
+          prediction: is_fraud
+          correlation_id: correlation_id
+      reference_data:
+        input_data: {path: azureml:my_model_ground_truth_data:1, type: mltable}
+        data_column_names:
+          actual: is_fraud
+          correlation_id: correlation_id
+        data_context: actuals
+      alert_enabled: true
+      metric_thresholds:
+        tabular_classification:
+          accuracy: 0.95
+          precision: 0.8
+"""
+
+
+def test_azure_ml_model_performance_yaml_runs_as_written(tmp_path):
+    path = tmp_path / "monitor.yaml"
+    path.write_text(AZURE_PERFORMANCE)
+    [signal] = load_monitor_config(path).signals
+    assert (signal.label, signal.prediction, signal.truth_key, signal.truth_on) == (
+        "is_fraud", "is_fraud", "correlation_id", "_correlation_id")
+    assert signal.thresholds == {"classification": {"accuracy": 0.95, "precision": 0.8}}
+    n = 1200
+    ids = [f"c{i}" for i in range(n)]
+    predictions = [i % 3 == 0 for i in range(n)]
+    labels = [p if i % 10 else not p for i, p in enumerate(predictions)]  # 90 % right
+    current = {"model_inputs": make_frame(n, 1).assign(_correlation_id=ids),
+               "model_outputs": pd.DataFrame({"_correlation_id": ids, "is_fraud": predictions})}
+    truth = pd.DataFrame({"correlation_id": ids[::-1], "is_fraud": labels[::-1]})
+    result = compare(make_frame(2000, 2), current, config=path, ground_truth=truth)
+    got = {s.metric: (s.value, s.threshold, s.status) for s in result.signals}
+    assert got["accuracy"] == (pytest.approx(0.9), 0.95, "breached")
+    tp = sum(p and t for p, t in zip(predictions, labels, strict=True))
+    assert got["precision"][0] == pytest.approx(tp / sum(predictions))
+    assert got["recall"][0] == pytest.approx(tp / sum(labels))
+    assert got["auc"][2] == "insufficient_data"  # no score column

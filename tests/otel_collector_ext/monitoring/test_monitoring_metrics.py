@@ -203,3 +203,42 @@ def test_weighted_values_give_scipys_weighted_wasserstein():
     got = DRIFT_METRICS["normalized_wasserstein_distance"].compute(ref, cur)
     exact = stats.wasserstein_distance(r, c) / np.std(r)
     assert got == pytest.approx(exact, rel=0.05)
+
+
+def test_regression_performance_is_numpys():
+    rng = np.random.default_rng(3)
+    truth = rng.normal(100, 15, 1500)
+    predicted = truth + rng.normal(2, 5, 1500)
+    current = {"model_inputs": make_frame(1500, 1),
+               "model_outputs": pd.DataFrame({"price": predicted, "label": truth})}
+    config = {"monitoring": {"signals": {"model_performance": {
+        "prediction": "price", "metric_thresholds": {"regression": {"mae": 3.0}}}}}}
+    result = compare(make_frame(2000, 2), current, config=config)
+    got = {s.metric: s for s in result.signals}
+    error = predicted - truth
+    assert got["mae"].value == pytest.approx(np.mean(np.abs(error)))
+    assert got["mse"].value == pytest.approx(np.mean(error ** 2))
+    assert got["rmse"].value == pytest.approx(np.sqrt(np.mean(error ** 2)))
+    assert got["r2"].value == pytest.approx(
+        1 - np.sum(error ** 2) / np.sum((truth - truth.mean()) ** 2))
+    assert got["mae"].status == ("breached" if np.mean(np.abs(error)) > 3.0 else "ok")
+    assert got["r2"].threshold is None and got["r2"].status == "ok"
+
+
+def test_frames_of_any_shape_give_outcomes_not_crashes():
+    """Unnamed columns, huge and infinite values, mixed-type and nested columns."""
+    n = 1500
+    rng = np.random.default_rng(2)
+    ref = pd.DataFrame({0: rng.normal(0, 1, n), "big": rng.normal(0, 1e300, n),
+                        "mixed": [1, "a", 2.5] * (n // 3), "nested": [[1, 2]] * n})
+    cur = ref.copy()
+    cur.loc[:10, "big"] = np.inf
+    result = compare(ref, cur, config=ALL)
+    document = result.to_json()  # no NaN or Infinity can reach the JSON
+    assert "NaN" not in document and "Infinity" not in document
+    assert {s.feature for s in result.skipped} == {"mixed", "nested"}
+    assert set(_status(result, "0").values()) == {"ok"}
+    with pytest.raises(TypeError, match="current must be a DataFrame"):
+        compare(ref, 5)
+    with pytest.raises(TypeError, match=r"current\['x'\] must be a DataFrame"):
+        compare(ref, {"x": [1, 2]})

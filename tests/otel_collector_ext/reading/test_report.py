@@ -6,8 +6,6 @@ These tests need Debian's `chromium` package and fail (never skip) without it.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,30 +13,12 @@ import pytest
 
 from otel_collector_ext.cli.main import main
 from tests.support import png
+from tests.support.browser import chromium, console_errors
 from tests.support.readback_data import DataSet
 
 pytest_plugins = ["tests.support.readback_fixtures"]
 
 WINDOW = (1200, 1500)
-
-
-def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run headless Chromium with a throw-away profile; fail clearly when it is missing."""
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    if binary is None:
-        pytest.fail("Chromium is not installed: `apt-get install -y chromium` (Debian's package) "
-                    "is needed to check that the HTML report renders", pytrace=False)
-    cmd = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run",
-           "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-           "--enable-logging=stderr", "--v=0", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-
-
-def console_errors(stderr: str) -> list[str]:
-    """Chromium's log lines for page console messages at error level, and uncaught errors."""
-    return [line for line in stderr.splitlines()
-            if "CONSOLE" in line and ("Uncaught" in line or ":ERROR:" in line or "Error" in line)]
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +70,18 @@ def test_console_errors_would_be_caught(tmp_path: Path) -> None:
     broken.write_text("<!doctype html><p>x</p><script>missingFunction();</script>")
     run = chromium(tmp_path, "--dump-dom", broken.as_uri())
     assert any("missingFunction" in line for line in console_errors(run.stderr)), run.stderr[-2000:]
+
+
+def test_a_handful_of_values_gets_no_psi_level(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from otel_collector_ext.reading.profile import compare
+    from otel_collector_ext.reading.report import _card
+
+    # 3 values against 1: the PSI is huge, but it means nothing.
+    tiny = compare("x", pd.Series([1.0, 2.0, 3.0]), pd.Series([50.0]))
+    assert tiny is not None and tiny.psi > 1 and tiny.level == "n/a"
+    card = _card(tiny)
+    assert "too few values for PSI" in card and "large" not in card
+    enough = compare("x", pd.Series(np.arange(40.0)), pd.Series(np.arange(40.0) + 30))
+    assert enough is not None and enough.level == "large"
