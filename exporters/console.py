@@ -10,6 +10,12 @@ from typing import Any, TextIO
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
+from .config_model import ConfigModel
+
+
+class ConsoleExporterOptions(ConfigModel):
+    """The `console` exporter has no options in a file (`stream` is for Python callers)."""
+
 
 def summarise(body: Any) -> Any:
     """A short, printable description of a payload (frames by shape, bytes by size)."""
@@ -25,6 +31,10 @@ def summarise(body: Any) -> Any:
 
 class ConsoleLogExporter(LogRecordExporter):
     """Prints each record's event name, time, attributes and a body summary."""
+
+    #: Arguments only code can give (objects), beside the options.
+    RUNTIME_ARGUMENTS = ("stream",)
+    Options = ConsoleExporterOptions
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream

@@ -1,23 +1,33 @@
 """Exporters by name: `{"type": "avro", ...options}` → a LogRecordExporter.
 
-Swapping exporters is a configuration change only. Implementations are imported
+Swapping exporters is a configuration change only. Each exporter class declares its
+options as a model (`Options`), which checks a configuration's exporter block. Implementations are imported
 lazily, so choosing `console` never imports what `avro` or `otlp` need.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.sdk._logs.export import LogRecordExporter
+
+from .config_model import ConfigModel, validate
 
 EXPORTERS: dict[str, str] = {
     "avro": "exporters.avro.exporter:AvroLogExporter",
     "console": "exporters.console:ConsoleLogExporter",
     "otlp": "exporters.otlp.exporter:OtlpLogExporter",
 }
+
+
+_FILE_VALUES = (str, int, float, bool, list, dict, type(None))
+
+
+def exporter_options() -> dict[str, type[ConfigModel] | None]:
+    """Each exporter type's options model (None: it declares none)."""
+    return {kind: getattr(exporter_class(kind), "Options", None) for kind in EXPORTERS}
 
 
 def exporter_class(kind: str) -> type[LogRecordExporter]:
@@ -38,16 +48,18 @@ def create_exporter(spec: Mapping[str, Any], *, key: str = "exporter") -> LogRec
     options = dict(spec)
     kind = options.pop("type", "avro")
     cls = exporter_class(kind)
-    params = inspect.signature(cls.__init__).parameters
-    accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    allowed = [n for n, p in params.items() if n != "self" and p.kind is not p.VAR_KEYWORD]
-    for option in options:
-        if not accepts_any and option not in allowed:
-            raise ValueError(
-                f"{key}.{option}: unknown option for exporter {kind!r} "
-                f"(known: {', '.join(sorted(allowed))})"
-            )
+    # Objects handed over by code (the service's journaled storage), never from a file.
+    runtime = {name: options.pop(name) for name in getattr(cls, "RUNTIME_ARGUMENTS", ())
+               if name in options and not isinstance(options[name], _FILE_VALUES)}
     try:
-        return cls(**options)
+        # The file's keys and values, checked against the exporter's options model; what is
+        # not given is resolved by the exporter itself (its environment variables, defaults).
+        validate(cls.Options, options, prefix=key)  # type: ignore[attr-defined]
+    except ValueError as e:
+        message = str(e)
+        raise ValueError(message.replace("unknown key ", f"unknown option for exporter {kind!r}: ")
+                         if message.startswith("unknown key ") else message) from None
+    try:
+        return cls(**options, **runtime)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{key}: {e}") from None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -24,18 +23,14 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from .. import contract as A
 from ..settings import AVRO_ENV_PREFIX as ENV_PREFIX
 from ..settings import (
-    DEFAULT_CODEC,
-    DEFAULT_INLINE_LIMIT_BYTES,
-    DEFAULT_MAX_FILE_BYTES,
-    DEFAULT_ROLLING_RATE,
-    default_destination,
     default_instance_id,
 )
 from ..storage import SpoolFull, Storage, StorageError, open_storage
 from ..telemetry import LimitedLog, Tally
 from .declared_schema import DeclaredSchema, parse_declared
 from .files import AvroFileWriter
-from .partitioning import ROLLING_DEPTH, ROLLING_SPAN_US, partition_dir, safe_segment
+from .options import AvroExporterOptions
+from .partitioning import ROLLING_SPAN_US, partition_dir, safe_segment
 from .payload_rows import body_bytes, log_record_document, payload_row, str_or_none
 from .schema import (
     FORMAT_VERSION,
@@ -119,6 +114,10 @@ class AvroLogExporter(LogRecordExporter):
     """
 
     counts_own_drops = True
+    #: Arguments only code can give (objects), beside the options.
+    RUNTIME_ARGUMENTS = ("storage",)
+    #: The options a configuration file may give, with their variables and defaults.
+    Options = AvroExporterOptions
 
     def __init__(
         self,
@@ -135,43 +134,28 @@ class AvroLogExporter(LogRecordExporter):
         schemas: Mapping[str, Any] | None = None,
         profiles: bool | None = None,
     ) -> None:
-        env = os.environ
+        # Each option: the argument, else its environment variable, else its default.
+        options = AvroExporterOptions.resolve({
+            "destination": destination, "codec": codec, "rolling_rate": rolling_rate,
+            "max_file_bytes": max_file_bytes, "instance_id": instance_id,
+            "inline_limit": inline_limit, "other_logs_collection": other_logs_collection,
+            "profiles": profiles})
         # Built with no arguments: auto-instrumentation, where a silent exporter misleads most.
         self._from_environment = destination is None and storage is None
-        self.destination = destination or default_destination()
-        self.rolling_rate = (rolling_rate or env.get(ENV_PREFIX + "ROLLING_RATE") or DEFAULT_ROLLING_RATE).lower()
-        if self.rolling_rate not in ROLLING_DEPTH:
-            raise ValueError(f"rolling_rate must be one of {', '.join(ROLLING_DEPTH)}")
+        self.destination = options.destination
+        self.rolling_rate = options.rolling_rate
         self._span_us = ROLLING_SPAN_US[self.rolling_rate]
         self._partitions: dict[tuple[str, str, str, int], str] = {}
-        self.instance_id = instance_id or env.get(ENV_PREFIX + "INSTANCE_ID") or default_instance_id()
-        self.inline_limit = int(
-            inline_limit if inline_limit is not None
-            else env.get(ENV_PREFIX + "INLINE_LIMIT", DEFAULT_INLINE_LIMIT_BYTES)
-        )
-        self.other_logs_collection = (other_logs_collection
-                                      or env.get(ENV_PREFIX + "OTHER_LOGS_COLLECTION") or None)
-        if self.other_logs_collection is not None and (
-                not isinstance(self.other_logs_collection, str)
-                or safe_segment(self.other_logs_collection) != self.other_logs_collection):
-            raise ValueError("other_logs_collection must be a collection name: letters, "
-                             "digits, '_' and '-'")
+        self.instance_id = options.instance_id or default_instance_id()
+        self.inline_limit = options.inline_limit
+        self.other_logs_collection = options.other_logs_collection
         self.schemas = _declared_schemas(schemas)
         self._seen = False
         self.storage = storage or open_storage(self.destination, **dict(storage_options or {}))
-        if profiles is None:
-            profiles = env.get(ENV_PREFIX + "PROFILES", "true").strip().lower() not in (
-                "0", "false", "no", "off")
         self.tally = Tally("otel_collector_ext.exporters.avro", "otel_collector_ext.avro")
-        self.writer = AvroFileWriter(
-            self.storage,
-            codec=codec or env.get(ENV_PREFIX + "CODEC") or DEFAULT_CODEC,
-            max_file_bytes=int(
-                max_file_bytes or env.get(ENV_PREFIX + "MAX_FILE_BYTES") or DEFAULT_MAX_FILE_BYTES
-            ),
-            profiles=profiles,
-            tally=self.tally,
-        )
+        self.writer = AvroFileWriter(self.storage, codec=options.codec,
+                                     max_file_bytes=options.max_file_bytes,
+                                     profiles=options.profiles, tally=self.tally)
         # Per collection folder: the schema last written (typing state) and the
         # fingerprint last published. A collection's schema only widens.
         self._schemas: dict[str, dict[str, Any] | None] = {}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
@@ -24,34 +23,11 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from .. import contract as A
 from ..avro.tabular import to_frame
 from .codec import encode_body, encode_frames, is_frame_form, is_plain
+from .options import OtlpExporterOptions
 
 _log = logging.getLogger(__name__)
 
-PROTOCOLS = ("grpc", "http/protobuf")
 _HTTP_LOGS_PATH = "/v1/logs"
-
-
-def _protocol(protocol: str | None) -> str:
-    chosen = (
-        protocol
-        or os.environ.get("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL")
-        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-        or "grpc"  # as the Python SDK's auto-configuration
-    ).strip().lower()
-    if chosen not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {chosen!r}")
-    return chosen
-
-
-def _headers(headers: Mapping[str, str] | str | None) -> dict[str, str] | None:
-    if headers is None:
-        return None
-    if isinstance(headers, str):
-        pairs = (item.split("=", 1) for item in headers.split(",") if item.strip())
-        return {k.strip().lower(): v.strip() for k, v in pairs}
-    if not isinstance(headers, Mapping):
-        raise ValueError("headers must be a mapping or 'key=value,...'")
-    return {str(k).lower(): str(v) for k, v in headers.items()}
 
 
 def _http_url(endpoint: str) -> str:
@@ -72,6 +48,8 @@ class OtlpLogExporter(LogRecordExporter):
     _COMPRESSION, _CERTIFICATE, _PROTOCOL).
     """
 
+    Options = OtlpExporterOptions
+
     def __init__(
         self,
         protocol: str | None = None,
@@ -82,12 +60,15 @@ class OtlpLogExporter(LogRecordExporter):
         compression: str | None = None,
         certificate_file: str | None = None,
     ) -> None:
-        self.protocol = _protocol(protocol)
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                    or timeout <= 0):
-            raise ValueError("timeout must be a positive number of seconds")
-        compressed = _compression(compression, self.protocol)
-        header_map = _headers(headers)
+        options = OtlpExporterOptions.resolve({
+            "protocol": protocol, "endpoint": endpoint, "headers": headers,
+            "insecure": insecure, "timeout": timeout, "compression": compression,
+            "certificate_file": certificate_file})
+        self.protocol = options.protocol
+        endpoint, insecure, timeout = options.endpoint, options.insecure, options.timeout
+        certificate_file = options.certificate_file
+        compressed = _compression(options.compression, self.protocol)
+        header_map = options.headers
         if self.protocol == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 
@@ -132,9 +113,7 @@ class OtlpLogExporter(LogRecordExporter):
 def _compression(value: str | None, protocol: str) -> Any:
     if value is None:
         return None
-    name = str(value).strip().lower()
-    if name not in ("none", "gzip", "deflate"):
-        raise ValueError(f"compression must be none, gzip or deflate, not {value!r}")
+    name = value
     if protocol == "grpc":
         from grpc import Compression
 

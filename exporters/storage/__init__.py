@@ -8,9 +8,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from ..config_model import validate
 from ..settings import SPOOL_DIR_ENV
 from .base import AppendConflict, ObjectInfo, ObjectRejected, SpoolFull, Storage, StorageError
 from .local import LocalStorage
+from .options import (
+    BLOB_OPTIONS,
+    RUNTIME_OPTIONS,
+    SPOOL_OPTIONS,
+    BlobStorageOptions,
+    LocalStorageOptions,
+)
 
 __all__ = [
     "AppendConflict",
@@ -25,17 +33,7 @@ __all__ = [
     "open_storage",
 ]
 
-_BLOB_OPTIONS = {
-    "connection_string", "sas_token", "account_key", "credential", "managed_identity_client_id",
-    "mode", "create_container", "connect_timeout", "read_timeout", "lookup_timeout", "retry",
-}
-_SPOOL_OPTIONS = {
-    "spool_max_bytes": "max_bytes", "spool_max_ops": "max_ops",
-    "spool_full_policy": "full_policy", "spool_block_timeout": "block_timeout",
-    "spool_segment_bytes": "segment_bytes", "window_seconds": "window_seconds",
-    "window_bytes": "window_bytes", "upload_max_backoff": "max_backoff",
-    "close_timeout": "close_timeout",
-}
+_SPOOL_OPTIONS = SPOOL_OPTIONS
 SPOOL_IDENTITY_FILE = "DESTINATION"
 #: Roll mode's default window, like Event Hubs Capture: 5 minutes or 64 MiB, whichever first.
 ROLL_WINDOW_SECONDS = 300.0
@@ -85,53 +83,64 @@ def open_storage(destination: str, **options: Any) -> Storage:
       ``https://<account>.blob.core.windows.net/<container>[/<prefix>]``: `BlobStorage`
       behind a durable `SpooledStorage` (``spool=False`` for none, e.g. to read back).
 
-    Blob options: connection_string, sas_token, account_key, credential,
-    managed_identity_client_id, mode (append|roll), create_container,
-    connect_timeout, read_timeout, lookup_timeout.  Spool options: spool (bool), spool_dir,
-    spool_max_bytes, spool_max_ops, spool_full_policy (drop|block),
-    spool_block_timeout, window_seconds, window_bytes, upload_max_backoff,
-    close_timeout.
+    The options are checked against the backend's model (`storage.options`:
+    `LocalStorageOptions`, `BlobStorageOptions` with the spool's), which holds each
+    one's default and environment variable; ``credential`` and ``retry`` are objects
+    only code gives.
     """
     if not isinstance(destination, str) or not destination.strip():
         raise ValueError("destination must be a non-empty string")
     parsed = urlparse(destination)
     scheme = parsed.scheme.lower()
     if scheme == "file":
-        return LocalStorage(unquote(parsed.path), **options)
+        return LocalStorage(unquote(parsed.path), **_local_options(options))
     if scheme == "" or (len(scheme) == 1 and destination[1] == ":"):
-        return LocalStorage(destination, **options)
+        return LocalStorage(destination, **_local_options(options))
     if scheme in ("az", "https", "http"):
         return _open_blob(destination, options)
     raise ValueError(f"unsupported destination scheme {parsed.scheme!r} in {destination.split('?')[0]!r}")
+
+
+def _local_options(options: dict[str, Any]) -> dict[str, Any]:
+    return validate(LocalStorageOptions, options, prefix="storage_options").model_dump()
+
+
+def _blob_options(options: dict[str, Any]) -> tuple[BlobStorageOptions, dict[str, Any]]:
+    """The checked options of a Blob destination, and the objects only code gives."""
+    unknown = set(options) - set(BlobStorageOptions.keys()) - RUNTIME_OPTIONS
+    if unknown:
+        known = sorted({*BlobStorageOptions.keys(), *RUNTIME_OPTIONS})
+        raise ValueError(f"unknown Blob storage option(s) {', '.join(sorted(unknown))} "
+                         f"(known: {', '.join(known)})")
+    runtime = {k: options[k] for k in RUNTIME_OPTIONS if k in options}
+    given = {k: v for k, v in options.items() if k not in RUNTIME_OPTIONS}
+    return validate(BlobStorageOptions, given, prefix="storage_options"), runtime
 
 
 def _open_blob(destination: str, options: dict[str, Any]) -> Storage:
     from .blob import BlobStorage, RetryPolicy
     from .spool import SpooledStorage
 
-    options = dict(options)
-    spool = options.pop("spool", True)
-    spool_dir = options.pop("spool_dir", None)
-    spool_kwargs = {_SPOOL_OPTIONS[k]: options.pop(k) for k in list(options) if k in _SPOOL_OPTIONS}
-    unknown = set(options) - _BLOB_OPTIONS
-    if unknown:
-        known = sorted(_BLOB_OPTIONS | set(_SPOOL_OPTIONS) | {"spool", "spool_dir"})
-        raise ValueError(f"unknown Blob storage option(s) {', '.join(sorted(unknown))} "
-                         f"(known: {', '.join(known)})")
-    mode = options.get("mode", "append")
-    if spool:
+    checked, runtime = _blob_options(options)
+    given = checked.model_fields_set
+    spool_kwargs = {_SPOOL_OPTIONS[k]: getattr(checked, k) for k in _SPOOL_OPTIONS}
+    if checked.spool:
         # The spool retries for as long as it takes; the backend gives up quickly instead.
-        options.setdefault("retry", RetryPolicy(attempts=2, deadline=10.0))
-    inner = BlobStorage(destination, **options)
-    if not spool:
-        if spool_kwargs:
-            raise ValueError(f"options {', '.join(sorted(spool_kwargs))} need the spool")
+        runtime.setdefault("retry", RetryPolicy(attempts=2, deadline=10.0))
+    inner = BlobStorage(destination, **{k: getattr(checked, k) for k in BLOB_OPTIONS}, **runtime)
+    if not checked.spool:
+        asked = sorted(set(_SPOOL_OPTIONS) & given)
+        if asked:
+            inner.close()
+            raise ValueError(f"options {', '.join(asked)} need the spool")
         return inner
-    if mode == "roll":
-        spool_kwargs.setdefault("window_seconds", ROLL_WINDOW_SECONDS)
-        spool_kwargs.setdefault("window_bytes", ROLL_WINDOW_BYTES)
+    if checked.mode == "roll":
+        if "window_seconds" not in given:
+            spool_kwargs["window_seconds"] = ROLL_WINDOW_SECONDS
+        if "window_bytes" not in given:
+            spool_kwargs["window_bytes"] = ROLL_WINDOW_BYTES
     identity = inner.identity()
-    directory = Path(spool_dir) if spool_dir else default_spool_dir(identity)
+    directory = Path(checked.spool_dir) if checked.spool_dir else default_spool_dir(identity)
     try:
         claim_spool_dir(directory, identity)
         return SpooledStorage(inner, directory, **spool_kwargs)

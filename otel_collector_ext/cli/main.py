@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "report": "write a self-contained HTML report with plots of what was collected",
     "monitor": "compare collected data with a reference: drift, data quality, model "
                "performance; exit 1 when a threshold is breached",
+    "schema": "print or write the JSON Schemas of the scoring and service configurations",
 }
 
 

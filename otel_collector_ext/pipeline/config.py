@@ -4,7 +4,9 @@ The `data_collector:` block accepts Azure ML's deployment block verbatim (collec
 with `enabled` as bool or 'True'/'False', `sampling_rate`, `rolling_rate`,
 `request_logging.capture_headers`), plus a per-collection `sampling_rate`, the
 payload-logging options under `request_logging` and a top-level `redaction:` block.
-Every error names the offending key.
+Every error names the offending key. The keys, their defaults and their rules are the
+model in `config_model` (also the source of the published JSON Schema); this module loads
+files and turns a validated model into the `Config` the pipeline uses.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from urllib.parse import urlparse
 import yaml
 
 from exporters.avro.declared_schema import DeclaredSchema, parse_declared
+from exporters.config_model import as_flag, validate
 from exporters.contract import GEN_AI_COLLECTION, check_name
 from exporters.settings import (
     CONFIG_ENV,
@@ -35,16 +38,21 @@ from exporters.settings import (
     default_instance_id,
 )
 
+from .config_model import (
+    AZURE_DEPLOYMENT_KEYS,
+    Collection,
+    DataCollector,
+    Redaction,
+    ScoringConfigFile,
+)
 from .redaction import Redactor
 
 T = TypeVar("T")
 
-ROLLING_RATES = ("minute", "hour", "day")
 # Header names that carry credentials: never captured, even when allow-listed.
 FORBIDDEN_HEADERS = frozenset(
     {"authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key"}
 )
-_MAX_BYTES_SETTING = 1024**3
 
 
 class ConfigError(ValueError):
@@ -139,10 +147,10 @@ def default_exporter() -> dict[str, Any]:
 def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | None = None) -> Config:
     """Build a Config from a YAML path, a dict, or (None) `$OTEL_COLLECTOR_EXT_CONFIG`/defaults."""
     if source is None:
-        path = os.environ.get(CONFIG_ENV)
-        if not path:
+        from_environment = os.environ.get(CONFIG_ENV)
+        if not from_environment:
             return Config()
-        source = path
+        source = from_environment
     if isinstance(source, Mapping):
         return parse_config(source, origin="dict")
     if not isinstance(source, (str, os.PathLike)):
@@ -170,23 +178,6 @@ def parse_yaml_file(path: Path, parse: Callable[[Any], T], what: str = "configur
         raise ConfigError(f"{path}: {e}") from None
 
 
-_TOP_KEYS = {"endpoint", "deployment", "model_version", "instance_id", "data_collector",
-             "exporter", "batch", "redaction", "datastores"}
-_DC_KEYS = {"collections", "sampling_rate", "rolling_rate", "request_logging"}
-_COLLECTION_KEYS = {"enabled", "sampling_rate", "data", "schema"}
-GEN_AI_KEYS = {"capture_content", "max_content_bytes", "provider_name"}
-_DATA_KEYS = {"name", "path", "version"}
-# The other keys of an Azure ML online deployment YAML (managed and Kubernetes): a whole
-# deployment file is accepted as the configuration, and these are Azure's business.
-_AZURE_DEPLOYMENT_KEYS = {
-    "$schema", "name", "endpoint_name", "description", "tags", "properties", "model",
-    "model_mount_path", "code_configuration", "environment", "environment_variables",
-    "instance_type", "instance_count", "app_insights_enabled", "scale_settings",
-    "request_settings", "liveness_probe", "readiness_probe", "egress_public_network_access",
-    "type", "resources", "private_network_connection", "code_path", "scoring_script",
-}
-
-
 def parse_config(data: Mapping[str, Any], *, origin: str = "dict") -> Config:
     """Validate a configuration mapping; ConfigError names the first bad key.
 
@@ -194,54 +185,40 @@ def parse_config(data: Mapping[str, Any], *, origin: str = "dict") -> Config:
     `endpoint_name` is the endpoint, its `name` the deployment, its `data_collector`
     block is read, and Azure's other deployment keys are ignored.
     """
-    _mapping(data, "configuration")
-    if "endpoint_name" in data:
+    if isinstance(data, Mapping) and "endpoint_name" in data:
         data = _from_azure_deployment(data)
-    _known(data, _TOP_KEYS, "")
-    kwargs: dict[str, Any] = {"source": origin}
-    datastores = _datastores(data.get("datastores"))
-    kwargs["datastores"] = datastores
-    for key in ("endpoint", "deployment", "instance_id"):
-        if key in data:
-            kwargs[key] = _name(data[key], key)
-    if data.get("model_version") is not None:
-        mv = data["model_version"]
-        if not isinstance(mv, (str, int, float)) or isinstance(mv, bool) or len(str(mv)) > 256:
-            raise ConfigError("model_version must be a string of at most 256 characters")
-        kwargs["model_version"] = str(mv)
-    if "data_collector" in data:
-        kwargs.update(_data_collector(data["data_collector"], datastores))
-    if "exporter" in data:
-        kwargs["exporter"] = _exporter(data["exporter"])
-    if "batch" in data:
-        kwargs["batch"] = _batch(data["batch"])
-    if data.get("redaction") is not None:
-        kwargs["redaction"] = _redaction(data["redaction"])
+    try:
+        model = validate(ScoringConfigFile, data)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    datastores = dict(model.datastores or {})
+    for name, target in datastores.items():
+        _destination(target, f"datastores.{name}")
+    kwargs: dict[str, Any] = {"source": origin, "datastores": datastores,
+                              "endpoint": model.endpoint, "deployment": model.deployment,
+                              "model_version": model.model_version}
+    if model.instance_id is not None:
+        kwargs["instance_id"] = model.instance_id
+    if model.data_collector is not None:
+        kwargs.update(_data_collector(model.data_collector, datastores))
+    if model.exporter is not None:
+        kwargs["exporter"] = _exporter(model.exporter)
+    if model.batch is not None:
+        kwargs["batch"] = BatchConfig(**model.batch.model_dump())
+    if model.redaction is not None:
+        kwargs["redaction"] = _redaction(model.redaction)
     return Config(**kwargs)
 
 
 def _from_azure_deployment(deployment: Mapping[str, Any]) -> dict[str, Any]:
     """This project's configuration from an Azure ML deployment YAML."""
-    out = {k: v for k, v in deployment.items() if k not in _AZURE_DEPLOYMENT_KEYS}
+    out = {k: v for k, v in deployment.items() if k not in AZURE_DEPLOYMENT_KEYS}
     for ours, azure in (("endpoint", "endpoint_name"), ("deployment", "name")):
         if deployment.get(azure) is not None:
             if ours in out:
                 raise ConfigError(f"{ours} and {azure} both given: an Azure ML deployment file "
                                   f"names the {ours} with {azure}")
             out[ours] = _name(deployment[azure], azure)
-    return out
-
-
-def _datastores(spec: Any) -> dict[str, str]:
-    if spec is None:
-        return {}
-    _mapping(spec, "datastores")
-    out = {}
-    for name, target in spec.items():
-        key = f"datastores.{name}"
-        if not isinstance(name, str) or not name:
-            raise ConfigError("datastores: names must be non-empty strings")
-        out[name] = _destination(target, key)
     return out
 
 
@@ -290,165 +267,95 @@ def destination_of_data_path(path: Any, key: str, datastores: Mapping[str, str])
     return _destination(path, key)
 
 
-def _data_collector(dc: Any, datastores: Mapping[str, str]) -> dict[str, Any]:
-    _mapping(dc, "data_collector")
-    _known(dc, _DC_KEYS, "data_collector.")
-    out: dict[str, Any] = {}
-    if "sampling_rate" in dc:
-        out["sampling_rate"] = _rate(dc["sampling_rate"], "data_collector.sampling_rate")
-    if "rolling_rate" in dc:
-        rate = str(dc["rolling_rate"]).lower()
-        if rate not in ROLLING_RATES:
-            raise ConfigError(
-                f"data_collector.rolling_rate must be one of {', '.join(ROLLING_RATES)}, "
-                f"not {dc['rolling_rate']!r}"
-            )
-        out["rolling_rate"] = rate
-    if "request_logging" in dc:
-        out.update(_request_logging(dc["request_logging"]))
-    if "collections" in dc:
-        cols = dc["collections"]
-        _mapping(cols, "data_collector.collections")
+def _data_collector(dc: DataCollector, datastores: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"sampling_rate": dc.sampling_rate, "rolling_rate": dc.rolling_rate}
+    if dc.request_logging is not None:
+        rl = dc.request_logging
+        out.update(
+            capture_headers=tuple(h.lower() for h in rl.capture_headers
+                                  if h.lower() not in FORBIDDEN_HEADERS),
+            capture_query=rl.capture_query, inline_limit_bytes=rl.inline_limit_bytes,
+            max_body_bytes=rl.max_body_bytes, exclude_paths=tuple(rl.exclude_paths))
+    if dc.collections is not None:
         out["collections"] = {
-            _name(name, f"data_collector.collections key {name!r}"): _collection(
-                spec, f"data_collector.collections.{name}", datastores
-            )
-            for name, spec in cols.items()
+            name: _collection(spec, f"data_collector.collections.{name}", datastores)
+            for name, spec in dc.collections.items()
         }
     return out
 
 
-_REQUEST_LOGGING_KEYS = {"capture_headers", "capture_query", "inline_limit_bytes",
-                         "max_body_bytes", "exclude_paths"}
-
-
-def _request_logging(rl: Any) -> dict[str, Any]:
-    prefix = "data_collector.request_logging"
-    _mapping(rl, prefix)
-    _known(rl, _REQUEST_LOGGING_KEYS, prefix + ".")
-    out: dict[str, Any] = {}
-    headers = rl.get("capture_headers") or []
-    if not isinstance(headers, list) or not all(isinstance(h, str) and h for h in headers):
-        raise ConfigError(f"{prefix}.capture_headers must be a list of header names")
-    out["capture_headers"] = tuple(
-        h.lower() for h in headers if h.lower() not in FORBIDDEN_HEADERS
-    )
-    if "capture_query" in rl:
-        out["capture_query"] = _bool(rl["capture_query"], prefix + ".capture_query")
-    for name in ("inline_limit_bytes", "max_body_bytes"):
-        if name in rl:
-            out[name] = _size(rl[name], f"{prefix}.{name}")
-    if "exclude_paths" in rl:
-        paths = rl["exclude_paths"]
-        if not isinstance(paths, list) or not all(
-            isinstance(p, str) and p.startswith("/") for p in paths
-        ):
-            raise ConfigError(f"{prefix}.exclude_paths must be a list of paths starting with '/'")
-        out["exclude_paths"] = tuple(paths)
-    return out
-
-
-_REDACTION_KEYS = {"mask", "hash", "mask_value", "hash_key_env"}
-_REDACTION_RULE_KEYS = {"fields", "columns"}
-
-
-def _redaction(spec: Any) -> Redactor:
-    _mapping(spec, "redaction")
-    _known(spec, _REDACTION_KEYS, "redaction.")
+def _redaction(spec: Redaction) -> Redactor:
     rules: dict[str, list[str]] = {}
     for action in ("mask", "hash"):
-        block = spec.get(action) or {}
-        _mapping(block, f"redaction.{action}")
-        _known(block, _REDACTION_RULE_KEYS, f"redaction.{action}.")
+        block = getattr(spec, action)
         for what in ("fields", "columns"):
-            key = f"redaction.{action}.{what}"
-            names = block.get(what) or []
-            if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-                raise ConfigError(f"{key} must be a list of non-empty strings")
-            rules[f"{action}_{what}"] = names
-    mask_value = spec.get("mask_value", "***")
-    if not isinstance(mask_value, str):
-        raise ConfigError("redaction.mask_value must be a string")
+            rules[f"{action}_{what}"] = list(getattr(block, what)) if block else []
     hash_key = None
-    if spec.get("hash_key_env") is not None:
-        env_name = spec["hash_key_env"]
-        if not isinstance(env_name, str) or not env_name:
-            raise ConfigError("redaction.hash_key_env must name an environment variable")
-        value = os.environ.get(env_name)
+    if spec.hash_key_env is not None:
+        value = os.environ.get(spec.hash_key_env)
         if not value:
-            raise ConfigError(f"redaction.hash_key_env: environment variable {env_name} is not set")
+            raise ConfigError(
+                f"redaction.hash_key_env: environment variable {spec.hash_key_env} is not set")
         hash_key = value.encode()
     try:
-        return Redactor(**rules, mask_value=mask_value, hash_key=hash_key)
+        return Redactor(**rules, mask_value=spec.mask_value, hash_key=hash_key)
     except ValueError as e:
         raise ConfigError(f"redaction: {e}") from None
 
 
-def _collection(spec: Any, key: str, datastores: Mapping[str, str]) -> CollectionConfig:
+GEN_AI_KEYS = ("capture_content", "max_content_bytes", "provider_name")
+
+
+def _collection(spec: Collection | None, key: str,
+                datastores: Mapping[str, str]) -> CollectionConfig:
     if spec is None:
         return CollectionConfig()
-    _mapping(spec, key)
-    gen_ai = key == f"data_collector.collections.{GEN_AI_COLLECTION}"
-    _known(spec, _COLLECTION_KEYS | GEN_AI_KEYS if gen_ai else _COLLECTION_KEYS, key + ".")
-    enabled = _bool(spec.get("enabled", True), key + ".enabled")
     extra: dict[str, Any] = {}
-    if "capture_content" in spec:
-        extra["capture_content"] = _bool(spec["capture_content"], key + ".capture_content")
-    if "max_content_bytes" in spec:
-        extra["max_content_bytes"] = _size(spec["max_content_bytes"], key + ".max_content_bytes")
-    if "provider_name" in spec:
-        provider = spec["provider_name"]
-        if not isinstance(provider, str) or not provider or len(provider) > 128:
-            raise ConfigError(f"{key}.provider_name must be a name such as openai or vllm")
-        extra["provider_name"] = provider
-    rate = spec.get("sampling_rate")
-    data = spec.get("data")
+    for name in GEN_AI_KEYS:
+        value = getattr(spec, name)
+        if value is None:
+            continue
+        if key != f"data_collector.collections.{GEN_AI_COLLECTION}":
+            raise ConfigError(f"unknown key {key}.{name} ({name} applies to the "
+                              f"{GEN_AI_COLLECTION} collection only)")
+        extra[name] = value
+    data = spec.data
     destination = None
-    if data is not None:
-        _mapping(data, key + ".data")
-        _known(data, _DATA_KEYS, key + ".data.")
-        if data.get("path") is not None:
-            destination = destination_of_data_path(data["path"], key + ".data.path", datastores)
+    if data is not None and data.path is not None:
+        destination = destination_of_data_path(data.path, key + ".data.path", datastores)
     schema = None
-    if spec.get("schema") is not None:
+    if spec.declared_schema is not None:
         try:
-            schema = parse_declared(spec["schema"], key + ".schema")
+            schema = parse_declared(spec.declared_schema, key + ".schema")
         except ValueError as e:
             raise ConfigError(str(e)) from None
     return CollectionConfig(
-        enabled=enabled,
-        sampling_rate=None if rate is None else _rate(rate, key + ".sampling_rate"),
-        data=dict(data) if data else None,
+        enabled=spec.enabled,
+        sampling_rate=spec.sampling_rate,
+        data=data.model_dump(exclude_unset=True) if data is not None else None,
         destination=destination,
         schema=schema,
         **extra,
     )
 
 
-def _exporter(spec: Any) -> dict[str, Any]:
-    _mapping(spec, "exporter")
+def _exporter(spec: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(spec)
     kind = out.setdefault("type", "avro")
-    if not isinstance(kind, str) or not kind:
-        raise ConfigError("exporter.type must be a name such as avro, otlp or console")
     if kind == "avro":
         out.setdefault("destination", default_destination())
     return out
 
 
-def _batch(spec: Any) -> BatchConfig:
-    _mapping(spec, "batch")
-    fields = {"max_queue_size": (1, 1_000_000), "max_queue_bytes": (1024, 2**40),
-              "max_export_batch_size": (1, 100_000), "schedule_delay_millis": (1, 3_600_000)}
-    _known(spec, set(fields), "batch.")
-    values = {}
-    for name, (low, high) in fields.items():
-        if name in spec:
-            v = spec[name]
-            if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
-                raise ConfigError(f"batch.{name} must be an integer from {low} to {high}")
-            values[name] = v
-    return BatchConfig(**values)
+def _name(value: Any, key: str) -> str:
+    try:
+        return check_name(value, key)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+
+
+# Hand-written checks still used by the monitor configuration (monitoring/config.py),
+# which has no model of its own yet; the scoring configuration uses `config_model`.
 
 
 def _mapping(value: Any, key: str) -> None:
@@ -466,30 +373,8 @@ def _known(value: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
             )
 
 
-def _name(value: Any, key: str) -> str:
-    try:
-        return check_name(value, key)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(str(e)) from None
-
-
-def _rate(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ConfigError(f"{key} must be a number from 0 to 1, not {value!r}")
-    return float(value)
-
-
-def _size(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_BYTES_SETTING:
-        raise ConfigError(f"{key} must be a number of bytes from 0 to {_MAX_BYTES_SETTING}, "
-                          f"not {value!r}")
-    return value
-
-
 def _bool(value: Any, key: str) -> bool:
-    # Azure ML's YAML writes enabled: 'True' / 'False' as strings.
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ConfigError(f"{key} must be true or false, not {value!r}")
+    try:
+        return as_flag(value)
+    except ValueError as e:
+        raise ConfigError(f"{key} {e}") from None
