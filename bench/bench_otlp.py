@@ -21,7 +21,7 @@ model's inputs usually are):
 
 Then each goal is printed with its ratio and whether it is met (bench/goals.py): the
 scoring process's CPU per record beside raw fastavro writing the same rows as stored
-(pre-built dicts), and serve's records/s beside the figure before this work.
+(pre-built dicts), and serve's records/s beside the in-process path's of the same run.
 
 Usage: python bench/bench_otlp.py [--records N] [--quick] [--json]
 """
@@ -161,8 +161,10 @@ def raw_fastavro_cpu_us(n: int, rows: int) -> float:
     return sorted(times)[1] / len(stored.rows) * 1e6
 
 
-# serve's records/s before this work (1-row frames over OTLP, the issue's quiet run).
-SERVE_BEFORE = 2465
+# Before this work, on a quiet run: serve took 2,465 one-row records/s over OTLP while the
+# in-process path took 4,548/s. The goal is 4× that serve figure; on a shared machine the
+# in-process path of the same run is the yardstick, so the goal is that ratio: ≥ 2.17×.
+SERVE_BEFORE, INPROCESS_THEN = 2465, 4548
 
 
 def goals(results: dict[tuple[int, str], dict[str, float]], raw_us: float) -> list[Goal]:
@@ -170,15 +172,18 @@ def goals(results: dict[tuple[int, str], dict[str, float]], raw_us: float) -> li
     inproc = results[(1, "in-process avro")]
     grpc = results[(1, "OTLP gRPC → serve, durable ack")]
     http = results[(1, "OTLP HTTP → serve, durable ack")]
+    serve_goal = 4 * SERVE_BEFORE / INPROCESS_THEN
     found = [
         Goal("scoring-process CPU per 1-row mixed 10-column record, in-process Avro",
              inproc["cpu_us"], raw_us, raw, "µs", at_most=3.0),
         Goal("scoring-process CPU per 1-row mixed 10-column record, over OTLP gRPC",
              grpc["cpu_us"], raw_us, raw, "µs", at_most=3.0),
-        Goal("serve, 1-row records/s over OTLP gRPC (durable ack)", grpc["records_per_s"],
-             SERVE_BEFORE, "serve before this work", "records/s", at_least=4.0),
+        Goal("serve, 1-row records/s over OTLP gRPC (durable ack; goal: 4× the 2,465/s "
+             "before this work)", grpc["records_per_s"], inproc["records_per_s"],
+             "in-process Avro", "records/s", at_least=round(serve_goal, 2)),
         Goal("serve, 1-row records/s over OTLP HTTP (durable ack)", http["records_per_s"],
-             SERVE_BEFORE, "serve before this work", "records/s", at_least=4.0),
+             inproc["records_per_s"], "in-process Avro", "records/s",
+             at_least=round(serve_goal, 2)),
     ]
     return [dataclasses.replace(g, source="bench_otlp.py") for g in found]
 

@@ -228,6 +228,9 @@ def _send(tmp: Path, name: str, plan: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_serve_and_an_in_process_writer_write_byte_identical_schemas(tmp_path: Path) -> None:
+    """Process `a` declares in code and writes in-process; `b` sends undeclared rows over
+    OTLP to `serve`, whose configuration declares the collection; `c` declares in code and
+    sends over OTLP for a collection `serve` does not declare."""
     root = tmp_path / "collected"
     declared = {"income": "double", "age": "int", "flag": "boolean", "label": "string"}
     ints = [{"income": 2000 + i, "age": 30 + i, "flag": True, "label": "a"} for i in range(5)]
@@ -243,6 +246,9 @@ def test_serve_and_an_in_process_writer_write_byte_identical_schemas(tmp_path: P
         run = {"deployment": "d", "batch": 2, "flush_after": [0]}
         _send(tmp_path, "served", {"exporter": otlp, "instance_id": "b",
                                    "runs": [{**run, "rows": mixed}]})
+        # A collection serve does not declare: the declaration travels with the records.
+        _send(tmp_path, "carried", {"exporter": otlp, "instance_id": "c", "schema": declared,
+                                    "collection": "carried", "runs": [{**run, "rows": mixed}]})
         local = _send(tmp_path, "local", {
             "exporter": {"type": "avro", "destination": str(root)}, "instance_id": "a",
             "schema": declared, "runs": [{**run, "rows": ints}]})
@@ -251,7 +257,7 @@ def test_serve_and_an_in_process_writer_write_byte_identical_schemas(tmp_path: P
     finally:
         serve.kill()
     assert not any("cast_failed" in k for k in local["stats"])
-    files = sorted(root.rglob("*.avro"))
+    files = sorted((root / "ep/d/rows").rglob("*.avro"))
     assert sorted(p.name[0] for p in files) == ["a", "b"]  # both writers wrote
     headers = set()
     for path in files:
@@ -272,3 +278,7 @@ def test_serve_and_an_in_process_writer_write_byte_identical_schemas(tmp_path: P
     assert back["flag"].tolist()[5:] == [False, pd.NA, True]
     assert back["label"].fillna("-").tolist()[5:] == ["7", "-", "b"]
     assert "extra" not in back.columns
+    carried = oce.load(str(root), endpoint="ep", deployment="d", collection="carried")
+    assert field_types(read_latest(oce_storage(root), "ep/d/carried/")) == field_types(want)
+    pd.testing.assert_frame_equal(carried.iloc[:, 6:].sort_index(axis=1),
+                                  back.iloc[5:, 6:].reset_index(drop=True).sort_index(axis=1))

@@ -431,10 +431,8 @@ def convert_frames(
     records instead of ``object`` (for dict rows: the dtype of the values without
     their nulls, which is what a row without a null would record). `same_columns`: the
     caller vouches that every frame has the first one's column names (the exporter
-    grouped them by `column_key`), so they are not compared again.
-
-    With a `declared` schema, the schema is the declaration's alone (`declared_schema`),
-    whatever the data and `known`: values are cast to it (see `_convert_declared`).
+    grouped them by `column_key`), so they are not compared again. With `declared`, the
+    schema is the declaration's alone, values cast to it (`_convert_declared`).
     """
     if len(frames) != len(envelopes):
         raise ValueError(f"{len(frames)} frames but {len(envelopes)} envelopes")
@@ -525,11 +523,10 @@ def _convert_declared(
     values: list[list[Any]] = []
     cast_failed: dict[str, int] = {}
     for name, type_name in declared.columns:
-        column = found.get(name)
-        if column is None:
+        if name not in found:
             values.append([None] * total)
             continue
-        cast, failed = _cast_column(column[0], type_name)
+        cast, failed = _cast_column(found[name][0], type_name)
         values.append(cast)
         if failed:
             cast_failed[name] = failed

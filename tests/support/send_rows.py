@@ -3,9 +3,9 @@
     python -m tests.support.send_rows PLAN.json
 
 PLAN: ``{"exporter": {...}, "runs": [{"deployment", "batch", "rows", "flush_after"}]}``,
-optionally with ``"instance_id"`` (default ``r``) and ``"schema"`` (the Collector's
-declared schema). Each run configures the pipeline anew (batch size `batch`), collects
-`rows` to collection ``rows`` (row i with id ``{instance_id}-i`` and a fixed event time),
+optionally with ``"instance_id"`` (default ``r``), ``"collection"`` (default ``rows``)
+and ``"schema"`` (the Collector's declared schema). Each run configures the pipeline anew
+(batch size `batch`), collects `rows` to the collection (row i with id ``{instance_id}-i`` and a fixed event time),
 flushes after the rows listed in `flush_after`, and shuts down. Prints the counters;
 exits non-zero if anything was lost.
 """
@@ -30,7 +30,7 @@ def main() -> int:
                        "exporter": plan["exporter"],
                        "batch": {"schedule_delay_millis": 5000,
                                  "max_export_batch_size": run["batch"]}})
-        collector = Collector(name="rows", schema=plan.get("schema"))
+        collector = Collector(name=plan.get("collection", "rows"), schema=plan.get("schema"))
         flush_after = set(run["flush_after"])
         for i, row in enumerate(run["rows"]):
             collector.collect(row, BasicCorrelationContext(id=f"{instance}-{i:04d}",
