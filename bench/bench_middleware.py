@@ -74,21 +74,25 @@ def config_for(mode: str, destination: Path) -> dict[str, Any]:
 
 
 class Server:
-    def __init__(self, mode: str, work: Path) -> None:
+    """A uvicorn child process serving `script` (default: the example FastAPI app) with
+    `config` (default: `config_for(mode)`); bench_genai.py reuses it."""
+
+    def __init__(self, mode: str, work: Path, *, config: dict[str, Any] | None = None,
+                 script: str = _SERVER, env: dict[str, str] | None = None) -> None:
         self.mode = mode
         work.mkdir(parents=True, exist_ok=True)
         self.destination = work / "collected"
         config_path = work / f"{mode}.json"
-        config_path.write_text(json.dumps(config_for(mode, self.destination)))
+        config_path.write_text(json.dumps(config or config_for(mode, self.destination)))
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         sock.listen(1024)
         self.port = sock.getsockname()[1]
-        env = dict(os.environ, OTEL_COLLECTOR_EXT_CONFIG=str(config_path),
+        env = dict(os.environ, **(env or {}), OTEL_COLLECTOR_EXT_CONFIG=str(config_path),
                    PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT),
                                                             os.environ.get("PYTHONPATH")])))
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, str(sock.fileno()), mode], cwd=ROOT, env=env,
+            [sys.executable, "-c", script, str(sock.fileno()), mode], cwd=ROOT, env=env,
             pass_fds=[sock.fileno()], stderr=subprocess.PIPE, text=True)
         sock.close()
 

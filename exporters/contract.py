@@ -49,6 +49,11 @@ KIND_JSON = "json"
 TABULAR_KINDS = frozenset({KIND_DATAFRAME, KIND_ROW, KIND_COLUMNS, KIND_ROWS, KIND_NDARRAY})
 PAYLOAD_KINDS = frozenset({KIND_TEXT, KIND_BYTES, KIND_JSON})
 
+# The collection of GenAI calls (otel_collector_ext.genai): one typed row per model call,
+# and the upstream OpenTelemetry GenAI event that becomes such a row.
+GEN_AI_COLLECTION = "gen_ai"
+GEN_AI_EVENT_NAME = "gen_ai.client.inference.operation.details"
+
 # Resource attribute naming the writing replica; becomes part of file names.
 INSTANCE_ID = "service.instance.id"
 

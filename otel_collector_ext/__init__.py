@@ -9,7 +9,7 @@
 from typing import TYPE_CHECKING, Any
 
 from .pipeline.config import Config, ConfigError
-from .pipeline.wiring import configure, flush, shutdown, stats
+from .pipeline.wiring import configure, flush, logger_provider, shutdown, stats
 from .scoring.collector import Collector
 from .scoring.context import BasicCorrelationContext, CorrelationContext, correlation_scope
 
@@ -24,6 +24,7 @@ __all__ = [
     "flush",
     "join_inputs_outputs",
     "load",
+    "logger_provider",
     "monitor",
     "shutdown",
     "stats",

@@ -22,7 +22,6 @@ from typing import Any
 from ..pipeline.wiring import check_configuration, flush
 from ..scoring.context import correlation_scope
 from .exchange import (
-    FLAG_APP_ERROR,
     FLAG_BODY_NOT_CAPTURED,
     REQUEST_ID_HEADER,
     Exchange,
@@ -93,8 +92,8 @@ class ASGIMiddleware:
             except asyncio.CancelledError:
                 exchange.client_disconnected()
                 raise
-            except BaseException:
-                exchange.flag(FLAG_APP_ERROR)
+            except BaseException as e:
+                exchange.app_failed(e)
                 raise
             finally:
                 exchange.finish()

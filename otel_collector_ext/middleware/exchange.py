@@ -21,6 +21,9 @@ from typing import IO, Any
 
 from exporters import contract as A
 
+from ..genai.capture import GenAICapture, GenAISettings
+from ..genai.openai_api import api_of_path
+from ..genai.record import SOURCE, SOURCE_MIDDLEWARE
 from ..pipeline.config import FORBIDDEN_HEADERS, Config
 from ..pipeline.wiring import Pipeline, get_pipeline
 from ..scoring.collector import Collector
@@ -104,6 +107,7 @@ class Settings:
     wanted: frozenset[str | bytes]
     wanted_names: frozenset[str]  # the same, str only
     response_wanted: frozenset[str | bytes]
+    gen_ai: GenAISettings | None  # None: the gen_ai collection is off
 
     @classmethod
     def of(cls, config: Config) -> Settings:
@@ -118,7 +122,18 @@ class Settings:
             wanted=_both(capture | _INTERPRETED),
             wanted_names=capture | _INTERPRETED,
             response_wanted=_both(capture | {"content-type", "content-length"}),
+            gen_ai=_gen_ai_settings(config),
         )
+
+
+def _gen_ai_settings(config: Config) -> GenAISettings | None:
+    collection = config.collection(A.GEN_AI_COLLECTION)
+    if collection is None:
+        return None
+    return GenAISettings(capture_content=collection.capture_content,
+                         max_content_bytes=collection.max_content_bytes,
+                         max_body_bytes=config.max_body_bytes,
+                         provider_name=collection.provider_name)
 
 
 _INTERPRETED = frozenset({REQUEST_ID_HEADER, TRACEPARENT_HEADER, "content-type",
@@ -249,7 +264,7 @@ class Exchange:
         "_request_headers", "_request_type", "_request_length", "_request_body",
         "_request_complete", "_response_body", "_response_headers", "_response_type",
         "_response_length", "_response_sent",
-        "_status", "response_started", "response_complete", "_latency_ms", "_flags",
+        "_status", "response_started", "response_complete", "_latency_ms", "_flags", "_gen_ai",
         "_request_flags", "_response_flags", "_finished",
     )
 
@@ -278,6 +293,7 @@ class Exchange:
         self._status: int | None = None
         self._latency_ms: float | None = None
         self._finished = False
+        self._gen_ai: GenAICapture | None = None  # an OpenAI-compatible call: a gen_ai row
 
     @classmethod
     def begin(
@@ -320,7 +336,12 @@ class Exchange:
                             and sampler.should_sample("request", cid))
             want_response = (config.collection("response") is not None
                              and sampler.should_sample("response", cid))
-            if not (want_request or want_response):
+            gen_ai = settings.gen_ai
+            api = api_of_path(path) if gen_ai is not None and method == "POST" else None
+            if gen_ai is not None and api is not None and sampler.should_sample(
+                    A.GEN_AI_COLLECTION, cid):
+                exchange._gen_ai = GenAICapture(api, path, gen_ai, exchange._started)
+            if not (want_request or want_response or exchange._gen_ai is not None):
                 return exchange
             exchange.settings = settings
             exchange._note_request(settings, method, path, query, found)
@@ -379,6 +400,8 @@ class Exchange:
                 buffer.add(data)
             except Exception as e:
                 self._stop_capture("buffering a request body", e)
+        if self._gen_ai is not None and not self._finished:
+            self._gen_ai_call("reading a GenAI request", GenAICapture.request_body, data)
         if not more:
             self._request_complete = True
 
@@ -401,6 +424,9 @@ class Exchange:
                     self._response_length = int(value)
         except Exception as e:
             self._stop_capture("reading response headers", e)
+        if self._gen_ai is not None:
+            self._gen_ai_call("reading a GenAI response", GenAICapture.response_start,
+                              status, self._response_type)
 
     def response_body(self, data: bytes, more: bool) -> None:
         """A chunk of the response body, before it goes to the client.
@@ -417,10 +443,14 @@ class Exchange:
                 buffer.add(data)
             except Exception as e:
                 self._stop_capture("buffering a response body", e)
+        if self._gen_ai is not None:
+            self._gen_ai_call("reading a GenAI response", GenAICapture.response_body, data)
         self._response_sent += len(data)
         length = self._response_length
         if not more or (length is not None and self._response_sent >= length):
             self.response_complete = True
+            if self._gen_ai is not None:
+                self._gen_ai.end()
             self._latency_ms = (time.perf_counter() - self._started) * 1000.0
             self.finish()
 
@@ -434,6 +464,21 @@ class Exchange:
         """The client went away; harmless once the response is complete."""
         if not self.response_complete:
             self.flag(FLAG_CLIENT_DISCONNECT)
+            if self._gen_ai is not None:
+                self._gen_ai.client_disconnected()
+
+    def app_failed(self, error: BaseException) -> None:
+        """The application raised `error` while serving the request."""
+        self.flag(FLAG_APP_ERROR)
+        if self._gen_ai is not None:
+            self._gen_ai.failed(type(error).__qualname__)
+
+    def _gen_ai_call(self, what: str, method: Any, *args: Any) -> None:
+        try:
+            method(self._gen_ai, *args)
+        except Exception as e:  # the GenAI capture stops; the rest carries on
+            _warn_once(what, e)
+            self._gen_ai = None
 
     def _stop_capture(self, what: str, error: BaseException) -> None:
         _warn_once(what, error)
@@ -484,6 +529,10 @@ class Exchange:
             attrs[A.HTTP_LATENCY_MS] = round(self._latency_ms, 3)
             self._body_attributes(attrs, body, self._response_type, flags)
             payload_collector("response").collect(body.value(), self.context, attributes=attrs)
+        if self._gen_ai is not None:
+            columns = self._gen_ai.columns()
+            columns[SOURCE] = SOURCE_MIDDLEWARE
+            payload_collector(A.GEN_AI_COLLECTION).collect(columns, self.context)
 
     def _body_attributes(
         self, attrs: dict[str, Any], body: BodyBuffer, content_type: str | None, flags: list[str]

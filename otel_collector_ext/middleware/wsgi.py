@@ -20,7 +20,6 @@ from typing import Any
 from ..pipeline.wiring import check_configuration
 from ..scoring.context import correlation_scope
 from .exchange import (
-    FLAG_APP_ERROR,
     FLAG_CLIENT_DISCONNECT,
     REQUEST_ID_HEADER,
     Exchange,
@@ -133,8 +132,8 @@ class _Response:
             except StopIteration:
                 exchange.response_body(b"", False)
                 raise
-            except BaseException:
-                exchange.flag(FLAG_APP_ERROR)
+            except BaseException as e:
+                exchange.app_failed(e)
                 raise
         exchange.response_body(chunk, True)
         return chunk
@@ -193,8 +192,8 @@ class WSGIMiddleware:
         with correlation_scope(exchange.context):
             try:
                 result = self.app(environ, start)
-            except BaseException:
-                exchange.flag(FLAG_APP_ERROR)
+            except BaseException as e:
+                exchange.app_failed(e)
                 exchange.finish()
                 raise
         return _Response(result, exchange)

@@ -24,7 +24,7 @@ import yaml
 
 from exporters.avro.declared_schema import DeclaredSchema, parse_declared
 from exporters.config_model import as_flag, validate
-from exporters.contract import check_name
+from exporters.contract import GEN_AI_COLLECTION, check_name
 from exporters.settings import (
     CONFIG_ENV,
     DEFAULT_INLINE_LIMIT_BYTES,
@@ -69,6 +69,11 @@ class CollectionConfig:
     destination: str | None = None
     # Declared columns and types (`schema:`): files are written with exactly this schema.
     schema: DeclaredSchema | None = None
+    # The gen_ai collection only (docs/genai.md): message text is stored only when
+    # capture_content is on, cut at max_content_bytes per message column.
+    capture_content: bool = False
+    max_content_bytes: int = 1024 * 1024
+    provider_name: str = "openai"
 
 
 @dataclass(frozen=True)
@@ -298,10 +303,22 @@ def _redaction(spec: Redaction) -> Redactor:
         raise ConfigError(f"redaction: {e}") from None
 
 
+GEN_AI_KEYS = ("capture_content", "max_content_bytes", "provider_name")
+
+
 def _collection(spec: Collection | None, key: str,
                 datastores: Mapping[str, str]) -> CollectionConfig:
     if spec is None:
         return CollectionConfig()
+    extra: dict[str, Any] = {}
+    for name in GEN_AI_KEYS:
+        value = getattr(spec, name)
+        if value is None:
+            continue
+        if key != f"data_collector.collections.{GEN_AI_COLLECTION}":
+            raise ConfigError(f"unknown key {key}.{name} ({name} applies to the "
+                              f"{GEN_AI_COLLECTION} collection only)")
+        extra[name] = value
     data = spec.data
     destination = None
     if data is not None and data.path is not None:
@@ -318,6 +335,7 @@ def _collection(spec: Collection | None, key: str,
         data=data.model_dump(exclude_unset=True) if data is not None else None,
         destination=destination,
         schema=schema,
+        **extra,
     )
 
 

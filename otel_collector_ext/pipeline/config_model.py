@@ -95,6 +95,13 @@ class Collection(ConfigModel):
     declared_schema: DeclaredColumns | None = Field(
         default=None, alias="schema", description="Declared columns and types (docs: Declared "
         "schemas): files are written with exactly this schema")
+    # The gen_ai collection only (docs/genai.md); refused on any other collection.
+    capture_content: Flag | None = Field(
+        default=None, description="gen_ai only: store message text (default off)")
+    max_content_bytes: ByteCount | None = Field(
+        default=None, description="gen_ai only: message text kept per message column")
+    provider_name: Name | None = Field(
+        default=None, description="gen_ai only: gen_ai.provider.name of middleware rows")
 
 
 class RequestLogging(ConfigModel):

@@ -9,7 +9,9 @@ CSV that is not UTF-8), the body is dropped rather than recorded unredacted.
 
 Path syntax: `customer.email`, `$.customer.email`, `items[*].card`, `items[0].card`,
 `*.secret`, `meta["key.with.dots"]`. A name segment applied to a list applies to
-each element, so `items.card` equals `items[*].card`.
+each element, so `items.card` equals `items[*].card`. Keys with dots match as nested
+names too, so `gen_ai.input.messages[*].parts[*].content` names the message text of a
+`gen_ai` row (whose column is `gen_ai.input.messages`).
 """
 
 from __future__ import annotations
@@ -194,6 +196,15 @@ class Redactor:
         snapshot may still be shared with the caller.
         """
         head, rest = path[0], path[1:]
+        if isinstance(node, dict) and isinstance(head, str) and head not in node:
+            # Dotted keys (gen_ai rows: "gen_ai.input.messages") match as nested names.
+            joined = head
+            for i, segment in enumerate(rest):
+                if not isinstance(segment, str):
+                    break
+                joined = f"{joined}.{segment}"
+                if joined in node:
+                    return self._at(node, (joined, *rest[i + 1:]), action)
         if isinstance(node, list) and not isinstance(head, int) and head is not _WILDCARD:
             results = [self._at(item, path, action) for item in node]
             if any(found for _, found in results):

@@ -17,7 +17,13 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from opentelemetry.sdk._logs import Logger, LoggerProvider, LogRecordLimits
+from opentelemetry.sdk._logs import (
+    Logger,
+    LoggerProvider,
+    LogRecordLimits,
+    LogRecordProcessor,
+    ReadWriteLogRecord,
+)
 from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 
@@ -62,7 +68,7 @@ class Pipeline:
         limits = LogRecordLimits()  # from the OTEL_*ATTRIBUTE* environment, as the SDK's own
         self.provider = LoggerProvider(resource=resource, shutdown_on_exit=False,
                                        log_record_limits=limits)
-        self.provider.add_log_record_processor(self.processor)
+        self.provider.add_log_record_processor(_EventRouting(self.processor))
         # The SDK provider returns its own Logger (resource, scope), typed as the API's.
         self.logger = cast(Logger, self.provider.get_logger("otel_collector_ext"))
         self.emit = RecordEmitter(self.logger, limits).emit
@@ -84,6 +90,52 @@ class Pipeline:
 
     def stats(self) -> dict[str, int]:
         return self.processor.stats()
+
+
+EventHandler = Callable[[ReadWriteLogRecord], None]
+# Event name → what takes such records instead of the queue (see handle_events).
+_event_handlers: dict[str, EventHandler] = {}
+
+
+def handle_events(event_name: str, handler: EventHandler) -> None:
+    """Records named `event_name` that other instrumentation emits into a pipeline's
+    LoggerProvider go to `handler` instead of the queue (the scoring layer registers
+    the GenAI event mapping here, so this layer does not import it)."""
+    _event_handlers[event_name] = handler
+
+
+class _EventRouting(LogRecordProcessor):
+    """The provider's processor: the batching queue, except for events with a handler."""
+
+    def __init__(self, inner: LogRecordProcessor) -> None:
+        self.inner = inner
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        record = log_record.log_record
+        handler = _event_handlers.get(record.event_name or "") if _event_handlers else None
+        if handler is None or (record.attributes or {}).get(A.COLLECTION):
+            self.inner.on_emit(log_record)
+            return
+        try:
+            handler(log_record)
+        except Exception as e:  # never raised into the instrumented application
+            _log.warning("otel_collector_ext: could not record a %s event: %s",
+                         record.event_name, e)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+def logger_provider() -> LoggerProvider:
+    """This process's pipeline as an OpenTelemetry LoggerProvider, for instrumentation
+    of other libraries: `set_logger_provider(logger_provider())`. Records carrying this
+    project's attributes are stored as usual, GenAI events become gen_ai rows
+    (docs/genai.md), other records are skipped and counted. Call it after configure():
+    a new configuration builds a new provider."""
+    return get_pipeline().provider
 
 
 def build_exporter(config: Config) -> LogRecordExporter:

@@ -37,6 +37,7 @@ __all__ = ["join_inputs_outputs", "load"]
 #: whose output was stamped a little after its input still pairs up at the range's edges.
 JOIN_MARGIN = timedelta(minutes=10)
 INPUT_SUFFIX, OUTPUT_SUFFIX, TRUTH_SUFFIX = "_input", "_output", "_truth"
+GEN_AI_SUFFIX = "_gen_ai"
 _ENVELOPE_VALUES = (TIME, MODEL_VERSION, TRACE_ID, SPAN_ID)
 _NULLABLE_INT = {"int8": "Int8", "int16": "Int16", "int32": "Int32", "uint8": "UInt8",
                  "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64"}
@@ -227,6 +228,20 @@ def _pair(frame_in: pd.DataFrame, frame_out: pd.DataFrame, lo: datetime | None,
     return _nullable_again(_coalesce_envelope(merged), frame_in, frame_out)
 
 
+def _with_gen_ai(merged: pd.DataFrame, calls: pd.DataFrame, how: str) -> pd.DataFrame:
+    """The call's gen_ai row beside its rows; with ``outer``, calls that have no inputs or
+    outputs (an LLM endpoint recording only gen_ai) are rows of their own."""
+    calls = calls.drop_duplicates(CORRELATION_ID, keep="first").drop(columns=[ROW])
+    envelope = [c for c in _ENVELOPE_VALUES if c in calls.columns]
+    calls = calls.rename(columns={c: c + GEN_AI_SUFFIX for c in envelope})
+    joined = merged.merge(calls, on=CORRELATION_ID, how="outer" if how == "outer" else "left")
+    for name in envelope:
+        theirs = name + GEN_AI_SUFFIX
+        joined[name] = joined[name].combine_first(joined[theirs])
+        joined = joined.drop(columns=[theirs])
+    return _nullable_again(joined, merged, calls)
+
+
 def join_inputs_outputs(
     destination: str | Storage,
     *,
@@ -236,6 +251,7 @@ def join_inputs_outputs(
     outputs: str = "model_outputs",
     request: str | None = "request",
     response: str | None = "response",
+    gen_ai: str | None = "gen_ai",
     start: TimeLike = None,
     end: TimeLike = None,
     ground_truth: pd.DataFrame | None = None,
@@ -257,6 +273,9 @@ def join_inputs_outputs(
     * Request/response payload collections, when present, add their fields as
       ``request_*`` / ``response_*`` columns (method, path, status, latency_ms,
       headers, body_size, time, ...; bodies only with `include_bodies`).
+    * The `gen_ai` collection, when present, adds each call's gen_ai row (its
+      ``gen_ai.*`` columns, docs/genai.md) to the call's rows; with ``outer``, calls
+      without inputs or outputs are rows of their own, one per call.
     * [start, end) applies to the inputs' event time (the outputs' for rows
       without inputs); the other collections are read a little beyond it.
     * `ground_truth` (labels known later), like SageMaker's inferenceId merge:
@@ -277,7 +296,10 @@ def join_inputs_outputs(
         frame_out = read(outputs, wide_lo, wide_hi)
         payloads = [_payload_metadata(read(name, wide_lo, wide_hi), name, include_bodies)
                     for name in (request, response) if name]
+        calls = read(gen_ai, wide_lo, wide_hi) if gen_ai else None
     merged = _pair(frame_in, frame_out, lo, hi, how)
+    if calls is not None and len(calls):
+        merged = _with_gen_ai(merged, calls, how)
     for meta in payloads:
         if len(meta.columns) > 1:
             merged = merged.merge(meta, on=CORRELATION_ID, how="left")

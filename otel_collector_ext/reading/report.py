@@ -17,8 +17,10 @@ from html import escape
 import pandas as pd
 
 from exporters.avro.schema import TIME
+from exporters.contract import GEN_AI_COLLECTION
 
 from . import page, svg
+from .genai_report import gen_ai_section
 from .profile import MIN_COMPARED, Comparison, compare, profiled_columns, rows_per_hour
 
 
@@ -130,6 +132,8 @@ def render(
                          for k, v in facts.items())
     sections = "".join(_collection_section(name, frame, baseline, current)
                        for name, frame in frames.items() if len(frame))
+    if GEN_AI_COLLECTION in frames:  # an LLM endpoint's calls: tokens, latency, per model
+        sections = gen_ai_section(frames[GEN_AI_COLLECTION]) + sections
     generated = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     body = _BODY.format(
         title=escape(title), facts=fact_items, chart=chart, legend=legend, sections=sections,

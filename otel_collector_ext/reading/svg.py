@@ -65,8 +65,10 @@ def time_series(
     bands: Sequence[tuple[datetime, datetime, str, str]] = (),
     width: int = 960,
     height: int = 280,
+    unit: str = "rows",
 ) -> str:
-    """Lines of counts over time (one per series) with shaded `bands` (start, end, label, colour)."""
+    """Lines of counts over time (one per series) with shaded `bands` (start, end, label,
+    colour); `unit` names what is counted, in the tips and the chart's label."""
     left, right, top, bottom = 56, width - 16, 28, height - 30
     times = [t for points in series.values() for t, _ in points]
     if not times:
@@ -115,9 +117,9 @@ def time_series(
         body.append(f'<path class="series" d="{path}" fill="none" stroke="{colour}" '
                     f'stroke-width="{stroke}" stroke-linejoin="round" stroke-opacity="0.9"/>')
         for (t, n), (px, py) in zip(points, coords, strict=True):
-            body.append(_mark("circle", f"{name} · {t:%Y-%m-%d %H:00} UTC · {n:,} rows",
+            body.append(_mark("circle", f"{name} · {t:%Y-%m-%d %H:00} UTC · {n:,} {unit}",
                               class_="mark", cx=f"{px:.1f}", cy=f"{py:.1f}", r=3, fill=colour))
-    return _svg(width, height, body, "rows per hour per collection")
+    return _svg(width, height, body, f"{unit} per hour")
 
 
 def histogram(

@@ -9,15 +9,20 @@ storage down) never raises into scoring code: it is counted and logged.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from opentelemetry.sdk._logs import ReadWriteLogRecord
 
 from exporters import contract as A
 from exporters.avro.declared_schema import DeclaredSchema, parse_declared
 from exporters.contract import check_name
 from exporters.telemetry import Tally
 
+from ..genai.events import correlation_id_of, event_columns
+from ..genai.record import SOURCE_COLLECT, gen_ai_row, messages_as_json
 from ..pipeline.wiring import (
     Pipeline,
     PipelineStopped,
@@ -25,6 +30,7 @@ from ..pipeline.wiring import (
     count_after_shutdown,
     count_config_error,
     get_pipeline,
+    handle_events,
 )
 from .context import BasicCorrelationContext, CorrelationContext, current_context, event_time_ns
 from .snapshot import EmptyPayload, snapshot
@@ -146,7 +152,11 @@ class Collector:
             tally.add("records.sampled_out", collection=self.name)
             return context
         try:
-            kind, body = snapshot(data)
+            if self.name == A.GEN_AI_COLLECTION:  # typed the same way whoever collects
+                kind, body = A.KIND_ROW, gen_ai_row(
+                    data, source=SOURCE_COLLECT, capture_content=settings.capture_content)
+            else:
+                kind, body = snapshot(data)
         except EmptyPayload:
             tally.add("records.dropped", reason="empty", collection=self.name)
             return context
@@ -174,6 +184,8 @@ class Collector:
                 _log.warning("otel_collector_ext: dropped a %s record: redaction failed: %s",
                              self.name, e)
                 return context
+        if kind == A.KIND_ROW and self.name == A.GEN_AI_COLLECTION:
+            body = messages_as_json(body)  # stored as JSON text, after redaction saw lists
         try:
             pipeline.emit(time_ns, body, attrs, self._event_name)
         except Exception as e:  # runtime trouble: counted, never raised into scoring
@@ -193,3 +205,23 @@ class Collector:
 
     def __repr__(self) -> str:
         return f"Collector(name={self.name!r})"
+
+
+@functools.cache
+def _gen_ai_events() -> Collector:
+    return Collector(name=A.GEN_AI_COLLECTION,
+                     on_error=lambda e: _log.warning("gen_ai event not recorded: %s", e))
+
+
+def collect_gen_ai_event(log_record: ReadWriteLogRecord) -> None:
+    """A `gen_ai.client.inference.operation.details` event emitted into the pipeline's own
+    LoggerProvider, collected as a gen_ai row (sampling, redaction, content capture and
+    the configured endpoint and deployment apply, as for any collect())."""
+    record = log_record.log_record
+    time_ns = record.timestamp or record.observed_timestamp
+    context = BasicCorrelationContext(
+        id=correlation_id_of(record), timestamp=None if time_ns is None else time_ns / 1e9)
+    _gen_ai_events().collect(event_columns(record), context)
+
+
+handle_events(A.GEN_AI_EVENT_NAME, collect_gen_ai_event)

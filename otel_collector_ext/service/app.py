@@ -35,6 +35,7 @@ from exporters.registry import create_exporter
 from exporters.storage import StorageError
 from exporters.telemetry import LimitedLog
 
+from ..genai.events import map_gen_ai_events
 from ..pipeline.processor import BatchingProcessor, payload_size
 from .config import (
     ServiceConfig,
@@ -114,6 +115,9 @@ class _Pipeline:
         self.exporters = exporters
 
     def process(self, records: Sequence[ReadableLogRecord]) -> Sequence[ReadableLogRecord]:
+        # Upstream GenAI events become gen_ai rows first, so the processors (sampling,
+        # redaction, filters) and the exporters see them as inference records.
+        records = map_gen_ai_events(records)
         for processor in self.processors:
             if not records:
                 break
