@@ -242,6 +242,17 @@ def _with_gen_ai(merged: pd.DataFrame, calls: pd.DataFrame, how: str) -> pd.Data
     return _nullable_again(joined, merged, calls)
 
 
+def _attach(merged: pd.DataFrame, calls: pd.DataFrame | None, payloads: list[pd.DataFrame],
+            how: Literal["outer", "inner", "left"]) -> pd.DataFrame:
+    """Each call's gen_ai row and the payloads' metadata beside the paired rows."""
+    if calls is not None and len(calls):
+        merged = _with_gen_ai(merged, calls, how)
+    for meta in payloads:
+        if len(meta.columns) > 1:
+            merged = merged.merge(meta, on=CORRELATION_ID, how="left")
+    return merged
+
+
 def join_inputs_outputs(
     destination: str | Storage,
     *,
@@ -297,12 +308,7 @@ def join_inputs_outputs(
         payloads = [_payload_metadata(read(name, wide_lo, wide_hi), name, include_bodies)
                     for name in (request, response) if name]
         calls = read(gen_ai, wide_lo, wide_hi) if gen_ai else None
-    merged = _pair(frame_in, frame_out, lo, hi, how)
-    if calls is not None and len(calls):
-        merged = _with_gen_ai(merged, calls, how)
-    for meta in payloads:
-        if len(meta.columns) > 1:
-            merged = merged.merge(meta, on=CORRELATION_ID, how="left")
+    merged = _attach(_pair(frame_in, frame_out, lo, hi, how), calls, payloads, how)
     if ground_truth is not None:
         merged = _join_ground_truth(merged, ground_truth, ground_truth_key, ground_truth_on)
     merged = in_range(merged, lo, hi)

@@ -59,6 +59,25 @@ def _y_axis(body: list[str], ticks: list[float], y: Callable[[float], float], le
                     f'fill="{TEXT}">{_fmt(t, percent)}</text>')
 
 
+def _time_axis(body: list[str], t0: datetime, t1: datetime, x: Callable[[datetime], float],
+               bottom: float) -> None:
+    """Hour or day ticks under a time series, at most about eight."""
+    span = (t1 - t0).total_seconds()
+    step = next((s for s in _TIME_STEPS if span / s.total_seconds() <= 8), _TIME_STEPS[-1])
+    tick = t0.replace(minute=0, second=0, microsecond=0)
+    if step >= timedelta(days=1):
+        tick = tick.replace(hour=0)
+    while tick <= t1:
+        if tick >= t0:
+            px = x(tick)
+            label = f"{tick:%b %d}" if tick.hour == 0 else f"{tick:%H:%M}"
+            body.append(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{bottom}" y2="{bottom + 4}" '
+                        f'stroke="{AXIS}"/>')
+            body.append(f'<text x="{px:.1f}" y="{bottom + 17}" text-anchor="middle" font-size="11" '
+                        f'fill="{TEXT}">{label}</text>')
+        tick += step
+
+
 def time_series(
     series: dict[str, list[tuple[datetime, int]]],
     *,
@@ -94,19 +113,7 @@ def time_series(
             body.append(f'<text x="{a + 4:.1f}" y="{top - 8}" font-size="11" fill="{colour}" '
                         f'font-weight="600">{escape(label)}</text>')
     _y_axis(body, ticks, y, left, right)
-    step = next((s for s in _TIME_STEPS if span / s.total_seconds() <= 8), _TIME_STEPS[-1])
-    tick = t0.replace(minute=0, second=0, microsecond=0)
-    if step >= timedelta(days=1):
-        tick = tick.replace(hour=0)
-    while tick <= t1:
-        if tick >= t0:
-            px = x(tick)
-            label = f"{tick:%b %d}" if tick.hour == 0 else f"{tick:%H:%M}"
-            body.append(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{bottom}" y2="{bottom + 4}" '
-                        f'stroke="{AXIS}"/>')
-            body.append(f'<text x="{px:.1f}" y="{bottom + 17}" text-anchor="middle" font-size="11" '
-                        f'fill="{TEXT}">{label}</text>')
-        tick += step
+    _time_axis(body, t0, t1, x, bottom)
     body.append(f'<line x1="{left}" x2="{right}" y1="{bottom}" y2="{bottom}" stroke="{AXIS}"/>')
     for i, (name, points) in enumerate(series.items()):
         colour = PALETTE[i % len(PALETTE)]

@@ -17,7 +17,8 @@ from otel_collector_ext import Collector
 def test_the_exported_surface_is_exactly_this() -> None:
     assert sorted(oce.__all__) == [
         "BasicCorrelationContext", "Collector", "Config", "ConfigError", "CorrelationContext",
-        "configure", "correlation_scope", "flush", "join_inputs_outputs", "load", "monitor",
+        "configure", "correlation_scope", "flush", "join_inputs_outputs", "load",
+        "logger_provider", "monitor",
         "shutdown", "stats",
     ]
     assert sorted(otel_collector_ext.middleware.__all__) == ["ASGIMiddleware", "WSGIMiddleware"]
